@@ -1,0 +1,247 @@
+"""Open a run log and load it as ``RunData``. Every way a file can be wrong ends in RunLogError.
+
+The reader opens the file read-only, so it can read a log that another process is still writing
+(SQLite's WAL gives it a consistent snapshot up to the writer's last commit) and a log left behind
+by a killed process (SQLite replays or ignores the unfinished part of the WAL).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from netdoctor.errors import RunLogError
+from netdoctor.runlog.run_data import EpochRecord, Event, ParamInfo, RunData, SiteInfo
+from netdoctor.runlog.schema import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    TABLES,
+    ActStat,
+    ParamStat,
+    RunStatus,
+    StepField,
+)
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def open_run(path: str | Path) -> RunData:
+    """Load the run log at ``path``; raise RunLogError naming the file and the problem."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise RunLogError(path, f"cannot open the file ({exc})") from None
+    try:
+        return _load(conn, path)
+    except sqlite3.DatabaseError as exc:
+        raise RunLogError(path, f"unreadable or truncated run log ({exc})") from None
+    finally:
+        conn.close()
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise RunLogError(path, "no such file")
+    if path.is_dir():
+        raise RunLogError(path, "is a directory, not a run log")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise RunLogError(path, f"cannot read the file ({exc.strerror})") from None
+    if not head:
+        raise RunLogError(path, "empty file, not a run log")
+    if head != _SQLITE_MAGIC:
+        raise RunLogError(path, "not a netdoctor run log (not an SQLite database)")
+
+
+def _load(conn: sqlite3.Connection, path: Path) -> RunData:
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if app_id != APPLICATION_ID:
+        raise RunLogError(path, "an SQLite database, but not a netdoctor run log")
+    if version > SCHEMA_VERSION:
+        raise RunLogError(
+            path,
+            f"written by a newer netdoctor (log schema {version}; this version reads up to "
+            f"{SCHEMA_VERSION}): upgrade netdoctor",
+        )
+    present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    missing = [t for t in TABLES if t not in present]
+    if missing:
+        raise RunLogError(
+            path, f"incomplete run log: table {missing[0]!r} is missing (writer stopped early?)"
+        )
+
+    meta = _load_meta(conn, path)
+    sites = tuple(_load_sites(conn))
+    params = tuple(_load_params(conn))
+    steps, lrs = _load_steps(conn, path)
+    sample_steps, act, param = _load_samples(conn, path, len(sites), len(params))
+    epochs = tuple(_load_epochs(conn, path))
+    events = tuple(_load_events(conn))
+    meta["_writer_alive"] = _writer_alive(meta)
+    return RunData(
+        path=str(path),
+        meta=meta,
+        sites=sites,
+        params=params,
+        steps=steps,
+        lrs=lrs,
+        sample_steps=sample_steps,
+        act=act,
+        param=param,
+        epochs=epochs,
+        events=events,
+    )
+
+
+def _json(text: Any, path: Path, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        raise RunLogError(path, f"corrupt JSON in {where}") from None
+
+
+def _load_meta(conn: sqlite3.Connection, path: Path) -> dict[str, Any]:
+    return {
+        key: _json(value, path, f"meta[{key!r}]")
+        for key, value in conn.execute("SELECT key, value FROM meta")
+    }
+
+
+def _shape(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+        return tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _load_sites(conn: sqlite3.Connection) -> list[SiteInfo]:
+    rows = conn.execute(
+        "SELECT idx, name, module, module_type, role, family, forward_order, shape "
+        "FROM sites ORDER BY idx"
+    )
+    return [
+        SiteInfo(int(i), str(n), str(m), str(t), str(r), str(f), o, _shape(s))
+        for i, n, m, t, r, f, o, s in rows
+    ]
+
+
+def _load_params(conn: sqlite3.Connection) -> list[ParamInfo]:
+    rows = conn.execute(
+        "SELECT idx, name, module, shape, numel, trainable, in_optimizer FROM params ORDER BY idx"
+    )
+    return [
+        ParamInfo(int(i), str(n), str(m), _shape(s) or (), int(k), bool(t), bool(o))
+        for i, n, m, s, k, t, o in rows
+    ]
+
+
+def _blob(data: bytes, dtype: str, shape: tuple[int, ...], path: Path, where: str) -> np.ndarray:
+    expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if not isinstance(data, bytes) or len(data) != expected:
+        raise RunLogError(path, f"corrupt data in {where}: size does not match its shape")
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
+def _load_steps(conn: sqlite3.Connection, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    width = len(StepField)
+    chunks, lr_chunks, max_groups = [], [], 1
+    for first, n, groups, steps, lrs in conn.execute(
+        "SELECT first_step, n, n_groups, steps, lrs FROM step_chunks ORDER BY first_step"
+    ):
+        where = f"step_chunks (first step {first})"
+        chunks.append(_blob(steps, "<f8", (int(n), width), path, where))
+        lr_chunks.append(_blob(lrs, "<f8", (int(n), int(groups)), path, where))
+        max_groups = max(max_groups, int(groups))
+    if not chunks:
+        return np.zeros((0, width)), np.zeros((0, 1))
+    steps_arr = np.concatenate(chunks)
+    lrs_arr = np.full((steps_arr.shape[0], max_groups), math.nan)
+    row = 0
+    for chunk in lr_chunks:
+        lrs_arr[row : row + chunk.shape[0], : chunk.shape[1]] = chunk
+        row += chunk.shape[0]
+    return steps_arr, lrs_arr
+
+
+def _load_samples(
+    conn: sqlite3.Connection, path: Path, n_sites: int, n_params: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    steps, acts, params = [], [], []
+    for step, ns, np_, act, param in conn.execute(
+        "SELECT step, n_sites, n_params, act, param FROM samples ORDER BY step"
+    ):
+        if ns != n_sites or np_ != n_params:
+            raise RunLogError(path, f"corrupt sample at step {step}: layer count does not match")
+        where = f"samples (step {step})"
+        acts.append(_blob(act, "<f4", (n_sites, len(ActStat)), path, where))
+        params.append(_blob(param, "<f4", (n_params, len(ParamStat)), path, where))
+        steps.append(int(step))
+    if not steps:
+        return (
+            np.zeros(0, dtype=np.int64),
+            np.zeros((0, n_sites, len(ActStat)), dtype=np.float32),
+            np.zeros((0, n_params, len(ParamStat)), dtype=np.float32),
+        )
+    return np.array(steps, dtype=np.int64), np.stack(acts), np.stack(params)
+
+
+def _load_epochs(conn: sqlite3.Connection, path: Path) -> list[EpochRecord]:
+    records = []
+    for epoch, step, metrics in conn.execute("SELECT epoch, step, metrics FROM epochs ORDER BY epoch"):
+        values = _json(metrics, path, f"epochs (epoch {epoch})")
+        if not isinstance(values, dict):
+            raise RunLogError(path, f"corrupt metrics in epochs (epoch {epoch})")
+        clean = {str(k): float(v) for k, v in values.items() if isinstance(v, (int, float))}
+        records.append(EpochRecord(int(epoch), int(step), clean))
+    return records
+
+
+def _load_events(conn: sqlite3.Connection) -> list[Event]:
+    events = []
+    for step, kind, layer, message, data in conn.execute(
+        "SELECT step, kind, layer, message, data FROM events ORDER BY id"
+    ):
+        try:
+            payload = json.loads(data)
+        except (TypeError, ValueError):
+            payload = {}
+        events.append(
+            Event(
+                None if step is None else int(step),
+                str(kind),
+                None if layer is None else str(layer),
+                str(message),
+                payload if isinstance(payload, dict) else {},
+            )
+        )
+    return events
+
+
+def _writer_alive(meta: dict[str, Any]) -> bool:
+    if meta.get("status", RunStatus.RUNNING.value) != RunStatus.RUNNING.value:
+        return False
+    pid, host = meta.get("pid"), meta.get("host")
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
