@@ -1,0 +1,203 @@
+"""Forward hooks that reduce each site's activations to a few numbers, on the device.
+
+Two modes, switched by the monitor between steps (never inside a hook):
+
+* **cheap** (every step): one ``sum`` per site into a device vector. NaN and Inf propagate into a
+  sum, so this is the every-step non-finite check, and it names the first site that went bad.
+* **full** (sampled steps): mean, std, min, max, zero / saturated / non-finite counts and the
+  dead-unit fraction, accumulated over every call of the site in that step.
+
+The hook bodies only do tensor math into preallocated tensors and read plain Python flags, so
+``torch.compile`` can trace them without graph breaks, and nothing syncs with the host.
+"""
+
+from __future__ import annotations
+
+import enum
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from netdoctor.capture.sites import SATURATION_MARGIN, SiteSpec
+
+
+class Acc(enum.IntEnum):
+    """Columns of the per-site accumulator: all additive over calls within a step."""
+
+    CALLS = 0
+    NUMEL = 1
+    SUM = 2
+    SUMSQ = 3
+    ZEROS = 4
+    SATURATED = 5
+    NONFINITE = 6
+    DEAD = 7  # sum over calls of the dead-unit fraction
+
+
+ACC_WIDTH = len(Acc)
+
+
+def _first_tensor(value: Any) -> torch.Tensor | None:
+    """The tensor a site measures: the output itself, or the first element of a tuple/list
+    (``nn.LSTM`` returns ``(output, (h, c))``)."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
+        return value[0]
+    return None
+
+
+def _in_forward_pass() -> bool:
+    """False inside backward (activation checkpointing re-runs forward there: count it once)."""
+    return torch.compiler.is_compiling() or torch._C._current_graph_task_id() == -1
+
+
+def _unit_max(t: torch.Tensor) -> torch.Tensor:
+    """Per-unit maximum over the batch: features of (B, F), channels of (B, C, ...), last dim of
+    (B, T, F) sequences."""
+    if t.dim() == 2:  # (B, F)
+        return t.amax(dim=0)
+    if t.dim() == 3:  # (B, T, F)
+        return t.amax(dim=(0, 1))
+    return t.transpose(0, 1).flatten(1).amax(dim=1)  # (B, C, ...) -> (C,)
+
+
+class ActivationProbe:
+    """Hooks on every planned site, and the device tensors they fill."""
+
+    def __init__(self, specs: list[SiteSpec], modules: dict[str, nn.Module], device: torch.device):
+        self.specs = specs
+        n = len(specs)
+        self.acc = torch.zeros(n, ACC_WIDTH, device=device)  # (sites, Acc)
+        self.lo = torch.full((n,), float("inf"), device=device)
+        self.hi = torch.full((n,), float("-inf"), device=device)
+        self.sums = torch.zeros(n, device=device)  # cheap mode
+        self.full = True
+        self.discovering = True
+        self.enabled = [True] * n
+        self.duplicate = [False] * n  # input already measured as another site's output
+        self.not_activation = [False] * n  # integer input (token ids): not an activation
+        self.order: dict[int, int] = {}
+        self.shapes: dict[int, tuple[int, ...]] = {}
+        self.problems: list[tuple[int, str]] = []  # (site, message), drained by the monitor
+        self._seen_outputs: list[torch.Tensor] = []
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        for spec in specs:
+            module = modules[spec.module]
+            if spec.role == "output":
+                self._handles.append(module.register_forward_hook(self._output_hook(spec)))
+            else:
+                self._handles.append(module.register_forward_pre_hook(self._input_hook(spec)))
+
+    # ---- hooks -------------------------------------------------------------------------------
+    def _output_hook(self, spec: SiteSpec) -> Callable[..., None]:
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            if module.training:
+                self._observe(spec, output, is_output=True)
+
+        return hook
+
+    def _input_hook(self, spec: SiteSpec) -> Callable[..., None]:
+        def hook(module: nn.Module, args: Any) -> None:
+            if module.training:
+                self._observe(spec, args, is_output=False)
+
+        return hook
+
+    def _observe(self, spec: SiteSpec, value: Any, is_output: bool) -> None:
+        """Forward passes in eval mode or under no_grad (validation) are not training steps."""
+        i = spec.idx
+        if not self.enabled[i] or not torch.is_grad_enabled() or not _in_forward_pass():
+            return
+        t = _first_tensor(value)
+        if self.discovering and not torch.compiler.is_compiling():
+            if not self._discover(spec, t, is_output):
+                return
+        if t is None or not t.is_floating_point() or t.numel() == 0:
+            return
+        try:
+            self._measure(spec, t.detach())
+        except Exception as exc:  # a probe must never break the user's training step
+            self._disable(i, f"activation statistics failed ({type(exc).__name__}: {exc})")
+
+    def _discover(self, spec: SiteSpec, t: torch.Tensor | None, is_output: bool) -> bool:
+        """First step only, eager only: forward order, shapes, and duplicate input sites."""
+        i = spec.idx
+        if i not in self.order:
+            self.order[i] = len(self.order)
+        if t is None:
+            self._disable(i, "output is not a tensor (or a tuple starting with one)")
+            return False
+        if not t.is_floating_point():
+            if is_output:
+                self._disable(i, f"output has dtype {t.dtype}, not floating point")
+            else:
+                self.enabled[i] = False
+                self.not_activation[i] = True
+            return False
+        self.shapes.setdefault(i, tuple(t.shape))
+        if is_output:
+            self._seen_outputs.append(t)
+        elif any(t is seen for seen in self._seen_outputs):
+            self.enabled[i] = False  # already measured as the previous layer's output
+            self.duplicate[i] = True
+            return False
+        return True
+
+    def _disable(self, i: int, message: str) -> None:
+        self.enabled[i] = False
+        self.problems.append((i, message))
+        warnings.warn(f"netdoctor: layer {self.specs[i].name}: {message}; probe disabled",
+                      RuntimeWarning, stacklevel=3)
+
+    def _measure(self, spec: SiteSpec, t: torch.Tensor) -> None:
+        i = spec.idx
+        f32 = torch.float32
+        if not self.full:
+            self.sums[i].add_(t.sum(dtype=f32))
+            return
+        s = t.sum(dtype=f32)
+        sq = torch.linalg.vector_norm(t, 2, dtype=f32).square()
+        lo, hi = torch.aminmax(t)
+        zeros = (t == 0).sum(dtype=f32)
+        nonfinite = t.numel() - torch.isfinite(t).sum(dtype=f32)
+        if spec.bounds is not None:
+            low, high = spec.bounds
+            mid, half = (low + high) / 2, (high - low) / 2 * (1 - SATURATION_MARGIN)
+            saturated = ((t - mid).abs() >= half).sum(dtype=f32)
+        else:
+            saturated = torch.zeros_like(s)
+        if spec.measures_dead_units and t.dim() >= 2:
+            dead = (_unit_max(t) <= 0).float().mean()
+        else:
+            dead = torch.zeros_like(s)
+        ones = torch.ones_like(s)
+        row = torch.stack([ones, ones * t.numel(), s, sq, zeros, saturated, nonfinite, dead])
+        self.acc[i].add_(row)
+        self.lo[i].copy_(torch.minimum(self.lo[i], lo.to(f32)))
+        self.hi[i].copy_(torch.maximum(self.hi[i], hi.to(f32)))
+
+    # ---- step boundaries (eager code, called by the monitor) ---------------------------------
+    def end_step(self, sums_out: torch.Tensor) -> torch.Tensor | None:
+        """Copy this step's per-site sums into ``sums_out`` and reset; return the full statistics
+        (sites, ACC_WIDTH + 2) when the step was sampled."""
+        self.discovering = False
+        self._seen_outputs.clear()
+        if not self.full:
+            sums_out.copy_(self.sums)
+            self.sums.zero_()
+            return None
+        sums_out.copy_(self.acc[:, Acc.SUM])
+        sample = torch.cat([self.acc, self.lo[:, None], self.hi[:, None]], dim=1)
+        self.acc.zero_()
+        self.lo.fill_(float("inf"))
+        self.hi.fill_(float("-inf"))
+        return sample
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()

@@ -1,0 +1,96 @@
+"""Gradient, weight and update norms of every parameter tensor.
+
+Gradients are read from ``.grad`` at the optimizer's step pre-hook: there they are final (after
+gradient accumulation, DDP's all-reduce and GradScaler's unscaling) and every setting agrees on
+them. Full backward hooks are never used: they break on in-place ops such as ``ReLU(inplace=True)``.
+
+Per step we take one ``torch._foreach_norm`` over all gradients (the total norm and the first
+non-finite parameter come from it); weight norms and update norms only on sampled steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from netdoctor.runlog.schema import GRAD_ABSENT, ParamStat
+
+
+@dataclass(frozen=True, slots=True)
+class ParamSpec:
+    idx: int
+    name: str  # 'fc1.weight'
+    module: str  # 'fc1'
+    param: nn.Parameter
+    in_optimizer: bool
+
+
+def plan_params(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> list[ParamSpec]:
+    optimized = set()
+    if optimizer is not None:
+        for group in optimizer.param_groups:
+            optimized.update(id(p) for p in group["params"])
+    specs = []
+    for name, param in model.named_parameters():
+        module, _, _ = name.rpartition(".")
+        specs.append(ParamSpec(len(specs), name, module, param, id(param) in optimized))
+    return specs
+
+
+def _norms(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """(len,) float32 L2 norms; sparse gradients (``nn.Embedding(sparse=True)``) handled apart."""
+    if all(not t.is_sparse for t in tensors):
+        return torch.stack(torch._foreach_norm(tensors, 2, dtype=torch.float32))
+    return torch.stack([
+        torch.linalg.vector_norm(t.coalesce().values() if t.is_sparse else t, dtype=torch.float32)
+        for t in tensors
+    ])
+
+
+class ParamProbe:
+    """Reads gradients once per optimizer step; weights and updates on sampled steps."""
+
+    def __init__(self, specs: list[ParamSpec], device: torch.device) -> None:
+        self.specs = specs
+        self.device = device
+        self._absent = torch.full((len(specs),), GRAD_ABSENT, device=device)
+        self._before: list[torch.Tensor] | None = None
+
+    def grad_norms(self) -> tuple[torch.Tensor, bool]:
+        """(n_params,) gradient norms, GRAD_ABSENT where ``.grad`` is None; and whether any
+        parameter had a gradient."""
+        present = [s for s in self.specs if s.param.grad is not None]
+        if not present:
+            return self._absent.clone(), False
+        norms = _norms([s.param.grad.detach() for s in present])  # type: ignore[union-attr]
+        if len(present) == len(self.specs):
+            return norms.to(self.device), True
+        out = self._absent.clone()
+        index = torch.tensor([s.idx for s in present], device=self.device)
+        out.index_copy_(0, index, norms.to(self.device))
+        return out, True
+
+    def snapshot(self) -> None:
+        """Keep the weights before a sampled optimizer step (freed right after the step)."""
+        with torch.no_grad():
+            self._before = [s.param.detach().clone() for s in self.specs]
+
+    def sample(self, grad_norms: torch.Tensor) -> torch.Tensor:
+        """(n_params, len(ParamStat)) for a sampled step, after the optimizer stepped."""
+        params = [s.param.detach() for s in self.specs]
+        weight = _norms(params).to(self.device)
+        if self._before is not None:
+            with torch.no_grad():
+                update = _norms(torch._foreach_sub(params, self._before)).to(self.device)
+            self._before = None
+        else:
+            update = torch.full_like(weight, float("nan"))
+        out = torch.empty(len(self.specs), len(ParamStat), device=self.device)
+        out[:, ParamStat.HAS_GRAD] = (grad_norms != GRAD_ABSENT).float()
+        out[:, ParamStat.GRAD_NORM] = torch.where(
+            grad_norms == GRAD_ABSENT, torch.full_like(grad_norms, float("nan")), grad_norms)
+        out[:, ParamStat.WEIGHT_NORM] = weight
+        out[:, ParamStat.UPDATE_NORM] = update
+        return out
