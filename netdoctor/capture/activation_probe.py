@@ -113,9 +113,9 @@ class ActivationProbe:
         if not self.enabled[i] or not torch.is_grad_enabled() or not _in_forward_pass():
             return
         t = _first_tensor(value)
-        if self.discovering and not torch.compiler.is_compiling():
-            if not self._discover(spec, t, is_output):
-                return
+        discovering = self.discovering and not torch.compiler.is_compiling()
+        if discovering and not self._discover(spec, t, is_output):
+            return
         if t is None or not t.is_floating_point() or t.numel() == 0:
             return
         try:

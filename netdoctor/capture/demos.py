@@ -6,6 +6,7 @@ as a user writes them, seconds each on one CPU core. Each one states the bug it 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,14 +17,18 @@ from torch import nn
 from netdoctor.capture.watch import watch
 
 
-def spirals(n: int, classes: int = 3, noise: float = 0.2, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """Interleaved 2-D spirals (cs231n's classic): not linearly separable."""
+def spirals(
+    n: int, classes: int = 3, noise: float = 0.2, seed: int = 0, turns: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Interleaved 2-D spirals (cs231n's classic), one arm per class rotated by 2π/C: no straight
+    line separates them, so a linear model stays at chance while a small MLP gets ~all right."""
     g = torch.Generator().manual_seed(seed)
     per = n // classes
     xs, ys = [], []
     for c in range(classes):
         r = torch.linspace(0.05, 1.0, per)
-        t = torch.linspace(c * 4.0, (c + 1) * 4.0, per) + torch.randn(per, generator=g) * noise
+        t = (torch.linspace(0.0, turns * 2 * math.pi, per) + c * 2 * math.pi / classes
+             + torch.randn(per, generator=g) * noise)
         xs.append(torch.stack([r * torch.sin(t), r * torch.cos(t)], dim=1))
         ys.append(torch.full((per,), c, dtype=torch.long))
     x, y = torch.cat(xs), torch.cat(ys)
@@ -152,21 +157,22 @@ def underfitting(log: Path, seed: int = 0) -> None:
                       spirals(600, seed=seed), 15, 32, val=spirals(300, seed=seed + 1))
 
 
-DEMOS: dict[str, tuple[str, Callable[[Path, int], None]]] = {
+#: name -> (one-line description, training function)
+_DEMOS: dict[str, tuple[str, Callable[[Path, int], None]]] = {
     "healthy": ("ReLU MLP, He init, Adam on spirals: nothing to report", healthy),
     "exploding": ("unscaled features and a too-high SGD learning rate: gradients grow into inf",
                   exploding),
     "vanishing": ("ten sigmoid layers: the first layers get no gradient", vanishing),
     "nan": ("-log(softmax(x)) written by hand: the loss becomes inf/NaN", nan_loss),
-    "overfitting": ("big net, 60 noisy samples, 60 epochs: validation loss climbs", overfitting),
+    "overfitting": ("big net, 40 noisy samples, 80 epochs: validation loss climbs", overfitting),
     "underfitting": ("a linear model on spirals: the loss stays near chance", underfitting),
 }
+
+#: name -> one-line description (what `netdoctor demo --help` lists)
+DEMOS: dict[str, str] = {name: text for name, (text, _) in _DEMOS.items()}
 
 
 def run_demo(name: str, log: Path, seed: int = 0) -> None:
     """Train the named demo under watch(), writing ``log``. Raises KeyError for unknown names."""
-    _, train = DEMOS[name]
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    _, train = _DEMOS[name]
     train(Path(log), seed)
-
-

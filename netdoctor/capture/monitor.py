@@ -258,7 +258,7 @@ class Monitor:
         logged = [s.idx for s in self._logged_sites or []]
         steps, lrs = self._step_table(sums[:, logged], grads, losses)
         self._writer.put_steps(steps, lrs)
-        for (step, _, _), act, param in zip(self._samples, acts, params):
+        for (step, _, _), act, param in zip(self._samples, acts, params, strict=True):
             self._writer.put_sample(step, self._act_table(act)[logged], param)
         if not self._nonfinite_seen:
             self._find_first_nonfinite(steps, sums, grads, losses)

@@ -62,7 +62,8 @@ def watch(
     if flush_every < 1:
         raise ValueError(f"netdoctor.watch: flush_every must be >= 1, got {flush_every}")
     if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
-        raise ValueError(f"netdoctor.watch: num_classes must be a positive int, got {num_classes!r}")
+        raise ValueError(
+            f"netdoctor.watch: num_classes must be a positive int, got {num_classes!r}")
     inner = _unwrap(model)
     device = _device_of(inner)
     path = Path(log) if log is not None else _default_log(inner)

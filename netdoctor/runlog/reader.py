@@ -202,7 +202,8 @@ def _load_samples(
 
 def _load_epochs(conn: sqlite3.Connection, path: Path) -> list[EpochRecord]:
     records = []
-    for epoch, step, metrics in conn.execute("SELECT epoch, step, metrics FROM epochs ORDER BY epoch"):
+    rows = conn.execute("SELECT epoch, step, metrics FROM epochs ORDER BY epoch")
+    for epoch, step, metrics in rows:
         values = _json(metrics, path, f"epochs (epoch {epoch})")
         if not isinstance(values, dict):
             raise RunLogError(path, f"corrupt metrics in epochs (epoch {epoch})")

@@ -82,7 +82,8 @@ class RunLogWriter:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise NetdoctorError(f"{path}: cannot create the log directory ({exc.strerror})") from None
+            raise NetdoctorError(
+                f"{path}: cannot create the log directory ({exc.strerror})") from None
         if path.exists():
             self._take_lock(path, replacing=True)
             for suffix in ("", "-wal", "-shm"):

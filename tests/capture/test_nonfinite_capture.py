@@ -68,16 +68,16 @@ def test_nan_made_by_the_loss_is_traced_to_the_loss(tmp_path):
 def test_user_exception_in_forward_keeps_the_log_and_records_the_crash(tmp_path):
     model = nn.Linear(4, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    with pytest.raises(RuntimeError, match="boom"):
-        with watch(model, opt, log=tmp_path / "r.sqlite") as monitor:
-            for i in range(10):
-                if i == 7:
-                    raise RuntimeError("boom in forward\nsecond line")
-                opt.zero_grad()
-                loss = F.mse_loss(model(torch.randn(8, 4)), torch.randn(8, 1))
-                loss.backward()
-                opt.step()
-                monitor.step(loss)
+    with pytest.raises(RuntimeError, match="boom"), \
+            watch(model, opt, log=tmp_path / "r.sqlite") as monitor:
+        for i in range(10):
+            if i == 7:
+                raise RuntimeError("boom in forward\nsecond line")
+            opt.zero_grad()
+            loss = F.mse_loss(model(torch.randn(8, 4)), torch.randn(8, 1))
+            loss.backward()
+            opt.step()
+            monitor.step(loss)
     run = open_run(tmp_path / "r.sqlite")
     assert run.n_steps == 7
     assert run.status is RunStatus.CRASHED

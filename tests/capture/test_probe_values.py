@@ -104,8 +104,9 @@ def test_gradient_weight_and_update_norms_match(tmp_path):
             before = [p.detach().clone() for p in model.parameters()]
             opt.step()
             updates.append([torch.linalg.vector_norm(p.detach() - b).item()
-                            for p, b in zip(model.parameters(), before)])
-            weights.append([torch.linalg.vector_norm(p.detach()).item() for p in model.parameters()])
+                            for p, b in zip(model.parameters(), before, strict=True)])
+            weights.append([torch.linalg.vector_norm(p.detach()).item()
+                            for p in model.parameters()])
             losses.append(loss.item())
             mon.step(loss)
     run = open_run(tmp_path / "run.sqlite")

@@ -22,7 +22,7 @@ def test_gradient_accumulation_counts_optimizer_steps_and_averages_losses(tmp_pa
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     losses = []
     with watch(model, opt, log=tmp_path / "r.sqlite") as monitor:
-        for step in range(4):
+        for _ in range(4):
             micro = []
             for k in range(3):
                 x, y = _batch()
@@ -146,7 +146,7 @@ def test_hooks_are_removed_on_close(tmp_path):
 
 
 def test_bad_arguments_are_clear_errors(tmp_path):
-    with pytest.raises(TypeError, match="must be a torch.nn.Module"):
+    with pytest.raises(TypeError, match=r"must be a torch\.nn\.Module"):
         watch([1, 2], None, log=tmp_path / "a.sqlite")
     with pytest.raises(TypeError, match="optimizer must be"):
         watch(nn.Linear(2, 2), "sgd", log=tmp_path / "b.sqlite")

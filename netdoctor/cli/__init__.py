@@ -1,0 +1,1 @@
+"""The ``netdoctor`` command line (typer): one thin module per command, wired in ``app.py``."""

@@ -1,0 +1,92 @@
+"""``netdoctor inspect LOG``: the diagnoses and health of a saved (or growing) run log."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from netdoctor.cli import options
+from netdoctor.cli.console import print_report, stdout_console, write_data
+from netdoctor.cli.errors import fail, user_errors
+from netdoctor.cli.settings import rule_config
+
+if TYPE_CHECKING:  # pragma: no cover
+    from netdoctor.diagnosis import Diagnosis
+    from netdoctor.runlog import RunData
+
+
+class OutputFormat(str, enum.Enum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class View(str, enum.Enum):
+    """Where a report goes: what ``--format`` asks for, or the TUI when nothing is asked."""
+
+    TEXT = "text"
+    JSON = "json"
+    TUI = "tui"
+
+
+def choose_view(requested: OutputFormat | None, stdout_is_terminal: bool) -> View:
+    """design.md: the TUI when stdout is a terminal and no ``--format`` is given.
+
+    The TUI is not built yet, so that case gets the text report for now; when ``netdoctor.tui``
+    lands, return ``View.TUI`` for ``(None, True)`` here and handle it in ``show_report``.
+    """
+    if requested is OutputFormat.JSON:
+        return View.JSON
+    return View.TEXT
+
+
+def show_report(run: RunData, diagnoses: Sequence[Diagnosis], view: View) -> None:
+    if view is View.JSON:
+        from netdoctor.report.json_report import render_json
+
+        write_data(render_json(run, diagnoses))
+    else:
+        from netdoctor.report.text import render_report
+
+        print_report(render_report(run, diagnoses))
+
+
+@user_errors
+def inspect_command(
+    log: Annotated[Path, typer.Argument(metavar="LOG", help="A run log (.sqlite) to read.")],
+    output_format: Annotated[
+        OutputFormat | None,
+        typer.Option(
+            "--format",
+            help="text: a report for people; json: the JSON report, alone on stdout. "
+            "[default: text]",
+            show_default=False,
+            case_sensitive=False,
+        ),
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Keep reading while the log grows (not available yet).")
+    ] = False,
+    select: options.Select = None,
+    ignore: options.Ignore = None,
+    config: options.Config = None,
+) -> None:
+    """Diagnose a saved run log.
+
+    Prints the run's summary, what went wrong (with the numbers behind it and ranked fixes) and
+    the health of each layer. Rule settings come from [tool.netdoctor] in the nearest
+    pyproject.toml; the flags override them.
+    """
+    if follow:
+        fail("--follow is not available yet: run `netdoctor inspect LOG` again to re-read the log")
+    settings = rule_config(select, ignore, config)
+
+    from netdoctor.rules import run_rules
+    from netdoctor.runlog import open_run
+
+    run = open_run(log)
+    diagnoses = run_rules(run, settings)
+    show_report(run, diagnoses, choose_view(output_format, stdout_console().is_terminal))

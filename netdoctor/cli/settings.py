@@ -1,0 +1,57 @@
+"""Rule settings for a command: ``[tool.netdoctor]`` of the nearest pyproject.toml, then flags.
+
+The pyproject.toml is found the way ruff finds its own: from the current directory upward, the
+first pyproject.toml that has a ``[tool.netdoctor]`` table. The rule engine
+(``netdoctor.rules.load_config``) reads it, then a ``--config`` file, then the flags, later ones
+winning; it also splits comma-separated ids.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from netdoctor.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+if TYPE_CHECKING:  # pragma: no cover
+    from netdoctor.rules import RuleConfig
+
+
+def rule_config(
+    select: list[str] | None = None,
+    ignore: list[str] | None = None,
+    config: Path | None = None,
+    cwd: Path | None = None,
+) -> RuleConfig:
+    """The rule configuration in force; raises ConfigError (bad file, unknown rule id...)."""
+    from netdoctor.rules import load_config  # the engine loads only when a command needs it
+
+    pyproject = find_pyproject(cwd or Path.cwd())
+    return load_config(pyproject=pyproject, config=config, select=select, ignore=ignore)
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The nearest pyproject.toml at or above ``start`` with a ``[tool.netdoctor]`` table."""
+    for folder in (start, *start.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file() and _has_netdoctor_table(candidate):
+            return candidate
+    return None
+
+
+def _has_netdoctor_table(path: Path) -> bool:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+    tool = data.get("tool")
+    return isinstance(tool, dict) and "netdoctor" in tool
+

@@ -1,0 +1,90 @@
+"""Real processes killed mid-run: the log stays readable up to its last flush."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from netdoctor.runlog import open_run
+from netdoctor.runlog.schema import RunStatus
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TRAIN = """
+import sys, torch, torch.nn.functional as F
+from torch import nn
+import netdoctor
+torch.set_num_threads(1)
+model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 1))
+opt = torch.optim.SGD(model.parameters(), lr=0.01)
+monitor = netdoctor.watch(model, opt, log=sys.argv[1], flush_every=8, flush_seconds=0.05)
+step = 0
+while True:
+    opt.zero_grad()
+    loss = F.mse_loss(model(torch.randn(16, 8)), torch.randn(16, 1))
+    loss.backward()
+    opt.step()
+    monitor.step(loss)
+    step += 1
+    if step == 30:
+        print("ready", flush=True)
+    {tail}
+"""
+
+
+def _start(log: Path, tail: str = "") -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    code = textwrap.dedent(TRAIN).replace("{tail}", tail)
+    return subprocess.Popen([sys.executable, "-c", code, str(log)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_sigkill_mid_run_leaves_a_readable_log(tmp_path):
+    log = tmp_path / "killed.sqlite"
+    proc = _start(log)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.3)  # keep training (and flushing) for a while
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    run = open_run(log)
+    assert run.n_steps >= 30
+    assert (run.step_numbers == range(run.n_steps)).all()  # no holes, no partial chunk
+    assert run.status is RunStatus.RUNNING and not run.writer_alive  # i.e. did not finish
+    assert len(run.sites) > 0 and len(run.sample_steps) > 0
+
+
+def test_uncaught_exception_without_close_records_the_crash(tmp_path):
+    log = tmp_path / "crashed.sqlite"
+    proc = _start(log, tail="if step == 40: raise ValueError('shapes do not match')")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "ValueError: shapes do not match" in err  # the user's traceback is untouched
+    run = open_run(log)
+    assert run.status is RunStatus.CRASHED
+    assert run.meta["end_message"] == "ValueError: shapes do not match"
+    assert run.n_steps == 40
+
+
+def test_log_is_readable_while_the_writer_runs(tmp_path):
+    log = tmp_path / "live.sqlite"
+    proc = _start(log)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        time.sleep(0.2)
+        first = open_run(log)
+        time.sleep(0.3)
+        second = open_run(log)
+        assert first.writer_alive and first.status is RunStatus.RUNNING
+        assert second.n_steps > first.n_steps >= 8
+    finally:
+        proc.kill()
+        proc.wait()

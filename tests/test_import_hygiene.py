@@ -1,0 +1,78 @@
+"""The analysis half never loads torch or textual (design.md: inspect starts fast, works without
+torch). Checked in a fresh interpreter, since this test process may have loaded them already."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FORBIDDEN = ("torch", "textual")
+
+PROBE = """
+import json, sys
+{body}
+print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {forbidden!r})))
+"""
+
+
+def loaded_after(body: str, env: dict[str, str], cwd: Path) -> list[str]:
+    code = PROBE.format(body=body, forbidden=set(FORBIDDEN))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, cwd=cwd, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def env(child_env: dict[str, str]) -> dict[str, str]:
+    return child_env
+
+
+def test_importing_the_analysis_half(env: dict[str, str], tmp_path: Path) -> None:
+    body = """
+import netdoctor, netdoctor.cli.app, netdoctor.runlog, netdoctor.report
+import netdoctor.report.text, netdoctor.report.json_report, netdoctor.report.rule_docs
+import netdoctor.diagnosis, netdoctor.errors
+netdoctor.Diagnosis, netdoctor.Fix, netdoctor.Severity, netdoctor.__version__
+"""
+    assert loaded_after(body, env, tmp_path) == []
+
+
+def test_importing_the_rule_engine(env: dict[str, str], tmp_path: Path) -> None:
+    pytest.importorskip("netdoctor.rules")
+    assert loaded_after("import netdoctor.rules", env, tmp_path) == []
+
+
+def _run_cli(args: list[str]) -> str:
+    return f"""
+from netdoctor.cli.app import app
+try:
+    app({args!r}, prog_name="netdoctor")
+except SystemExit as exc:
+    assert exc.code in (0, None), exc.code
+"""
+
+
+def test_help(env: dict[str, str], tmp_path: Path) -> None:
+    assert loaded_after(_run_cli(["--help"]), env, tmp_path) == []
+    assert loaded_after(_run_cli(["inspect", "--help"]), env, tmp_path) == []
+
+
+def test_inspect(env: dict[str, str], tmp_path: Path, small_log: Path) -> None:
+    assert loaded_after(_run_cli(["inspect", str(small_log)]), env, tmp_path) == []
+    assert loaded_after(_run_cli(["inspect", str(small_log), "--format", "json"]), env,
+                        tmp_path) == []
+
+
+def test_rules(env: dict[str, str], tmp_path: Path) -> None:
+    assert loaded_after(_run_cli(["rules"]), env, tmp_path) == []
+
+
+def test_watch_is_the_name_that_loads_torch(env: dict[str, str], tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("netdoctor.capture")
+    assert "torch" in loaded_after("import netdoctor; netdoctor.watch", env, tmp_path)
