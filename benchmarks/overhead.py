@@ -1,8 +1,8 @@
 """Overhead of netdoctor.watch() on real training steps, as a ratio to the bare loop.
 
 Configurations (see CONFIGS) run interleaved in rounds, so that a busy machine slows them alike;
-each round times a fixed number of steps after a warm-up. Ratios are per round against that round's bare time; the table shows
-min / median / max over rounds. Run from the repo root:
+each round times a fixed number of steps after a warm-up. Ratios are per round against that
+round's bare time; the table shows min / median / max over rounds. Run from the repo root:
 
     python benchmarks/overhead.py                # all workloads, 5 rounds
     python benchmarks/overhead.py --rounds 9 --workloads mlp cnn --json out.json
