@@ -13,30 +13,27 @@ from typing import TYPE_CHECKING, Any
 from netdoctor._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from netdoctor.capture import watch
+    from netdoctor.capture import Monitor, SamplingSchedule, watch
     from netdoctor.diagnosis import Diagnosis, Fix, Severity
 
 #: public name -> module that defines it
 _LAZY = {
     "watch": "netdoctor.capture",
-    "checkup": "netdoctor.capture",
+    "Monitor": "netdoctor.capture",
+    "SamplingSchedule": "netdoctor.capture",
     "Diagnosis": "netdoctor.diagnosis",
     "Fix": "netdoctor.diagnosis",
     "Severity": "netdoctor.diagnosis",
 }
 
-# "checkup" joins __all__ once netdoctor.capture exports it (a star import must not fail).
-__all__ = ["Diagnosis", "Fix", "Severity", "__version__", "watch"]
+__all__ = ["Diagnosis", "Fix", "Monitor", "SamplingSchedule", "Severity", "__version__", "watch"]
 
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'netdoctor' has no attribute {name!r}")
-    try:
-        value = getattr(importlib.import_module(module), name)
-    except AttributeError:
-        raise AttributeError(f"netdoctor.{name} is not available in this version") from None
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later lookups skip __getattr__
     return value
 

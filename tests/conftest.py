@@ -322,3 +322,9 @@ def fake_rules(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRulesModule]:
     monkeypatch.setitem(sys.modules, "netdoctor.rules", module)
     monkeypatch.setitem(sys.modules, "netdoctor.rules.fixes", fixes)
     yield state
+
+
+@pytest.fixture
+def log_parts() -> tuple[tuple[SiteRow, ...], tuple[ParamRow, ...], dict[str, Any]]:
+    """(sites, params, meta) of the small MLP, for tests that drive a RunLogWriter themselves."""
+    return SITES, PARAMS, default_meta()

@@ -175,4 +175,9 @@ DEMOS: dict[str, str] = {name: text for name, (text, _) in _DEMOS.items()}
 def run_demo(name: str, log: Path, seed: int = 0) -> None:
     """Train the named demo under watch(), writing ``log``. Raises KeyError for unknown names."""
     _, train = _DEMOS[name]
-    train(Path(log), seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the demo models are tiny: more threads only add contention
+    try:
+        train(Path(log), seed)
+    finally:
+        torch.set_num_threads(threads)

@@ -11,7 +11,7 @@ import typer
 
 from netdoctor.cli import options
 from netdoctor.cli.console import print_report, stdout_console, write_data
-from netdoctor.cli.errors import fail, user_errors
+from netdoctor.cli.errors import user_errors
 from netdoctor.cli.settings import rule_config
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,7 +68,9 @@ def inspect_command(
         ),
     ] = None,
     follow: Annotated[
-        bool, typer.Option("--follow", help="Keep reading while the log grows (not available yet).")
+        bool,
+        typer.Option("--follow", help="Keep reading while another process writes the log; "
+                     "announce diagnoses as they appear, report when the run ends."),
     ] = False,
     select: options.Select = None,
     ignore: options.Ignore = None,
@@ -80,13 +82,15 @@ def inspect_command(
     the health of each layer. Rule settings come from [tool.netdoctor] in the nearest
     pyproject.toml; the flags override them.
     """
-    if follow:
-        fail("--follow is not available yet: run `netdoctor inspect LOG` again to re-read the log")
     settings = rule_config(select, ignore, config)
+    if follow:
+        from netdoctor.cli.follow import follow as follow_log
 
-    from netdoctor.rules import run_rules
-    from netdoctor.runlog import open_run
+        run, diagnoses = follow_log(log, settings)
+    else:
+        from netdoctor.rules import run_rules
+        from netdoctor.runlog import open_run
 
-    run = open_run(log)
-    diagnoses = run_rules(run, settings)
+        run = open_run(log)
+        diagnoses = run_rules(run, settings)
     show_report(run, diagnoses, choose_view(output_format, stdout_console().is_terminal))

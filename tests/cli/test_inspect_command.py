@@ -63,14 +63,6 @@ def test_bad_format_is_a_usage_error(small_log: Path) -> None:
     assert result.stdout == ""
 
 
-def test_follow_is_not_available_yet(small_log: Path) -> None:
-    result = runner.invoke(app, ["inspect", str(small_log), "--follow"])
-    assert result.exit_code == 2
-    assert result.stdout == ""
-    assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith("netdoctor: error: --follow is not available yet")
-
-
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
