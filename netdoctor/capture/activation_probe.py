@@ -184,6 +184,8 @@ class ActivationProbe:
     def end_step(self, sums_out: torch.Tensor) -> torch.Tensor | None:
         """Copy this step's per-site sums into ``sums_out`` and reset; return the full statistics
         (sites, ACC_WIDTH + 2) when the step was sampled."""
+        if self.discovering and not self.order:
+            self._order_by_registration()
         self.discovering = False
         self._seen_outputs.clear()
         if not self.full:
@@ -196,6 +198,13 @@ class ActivationProbe:
         self.lo.fill_(float("inf"))
         self.hi.fill_(float("-inf"))
         return sample
+
+    def _order_by_registration(self) -> None:
+        """When the first step ran compiled, discovery saw nothing: assume the modules run in the
+        order they were registered (true of nn.Sequential and most hand-written models), each
+        input site just before its module."""
+        for spec in sorted(self.specs, key=lambda s: (s.module_order, s.role == "output")):
+            self.order[spec.idx] = len(self.order)
 
     def remove(self) -> None:
         for handle in self._handles:

@@ -71,6 +71,7 @@ class SiteSpec:
     role: str  # 'output' | 'input'
     family: Family
     bounds: tuple[float, float] | None
+    module_order: int  # position of the module in model.named_modules()
 
     @property
     def measures_dead_units(self) -> bool:
@@ -112,22 +113,20 @@ def plan_sites(model: nn.Module) -> tuple[list[SiteSpec], dict[str, nn.Module]]:
     """
     specs: list[SiteSpec] = []
     modules: dict[str, nn.Module] = {}
-    inputs: list[tuple[str, nn.Module]] = []
-    for name, module in model.named_modules():
+    inputs: list[tuple[str, nn.Module, int]] = []
+    for position, (name, module) in enumerate(model.named_modules()):
         found = family_of(module)
         if found is None:
             continue
         family, bounds = found
         modules[name] = module
         label = name or type(module).__name__
-        specs.append(
-            SiteSpec(len(specs), label, name, type(module).__name__, "output", family, bounds)
-        )
+        specs.append(SiteSpec(len(specs), label, name, type(module).__name__, "output", family,
+                              bounds, position))
         if isinstance(module, _INPUT_PROBED):
-            inputs.append((name, module))
-    for name, module in inputs:
+            inputs.append((name, module, position))
+    for name, module, position in inputs:
         label = f"{name or type(module).__name__} (input)"
-        specs.append(
-            SiteSpec(len(specs), label, name, type(module).__name__, "input", Family.INPUT, None)
-        )
+        specs.append(SiteSpec(len(specs), label, name, type(module).__name__, "input",
+                              Family.INPUT, None, position))
     return specs, modules
