@@ -85,8 +85,10 @@ class Monitor:
         self._act = ActivationProbe(sites, modules, device)
         self._param_probe = ParamProbe(params, device)
         self._ring_sums = torch.zeros(flush_every, len(sites), device=device)
-        self._ring_grads = torch.zeros(flush_every, len(params), device=device)
-        self._ring_loss = torch.zeros(flush_every, device=device)
+        # float64: gradient norms and losses of a diverging run pass float32's range early
+        self._ring_grads = torch.zeros(flush_every, len(params), device=device,
+                                       dtype=torch.float64)
+        self._ring_loss = torch.zeros(flush_every, device=device, dtype=torch.float64)
         self._rows: list[_StepRow] = []
         self._samples: list[tuple[int, torch.Tensor, torch.Tensor]] = []
         self._pending = _Pending()
@@ -186,9 +188,9 @@ class Monitor:
                 raise ValueError(
                     f"monitor.step(loss): loss must be a scalar, got a tensor of shape "
                     f"{tuple(loss.shape)}; reduce it first (loss.mean())")
-            value = loss.detach().reshape(()).to(self._device, torch.float32)
+            value = loss.detach().reshape(()).to(self._device, torch.float64)
         elif isinstance(loss, (int, float)) and not isinstance(loss, bool):
-            value = torch.tensor(float(loss), device=self._device)
+            value = torch.tensor(float(loss), device=self._device, dtype=torch.float64)
         else:
             raise TypeError(
                 f"monitor.step(loss): loss must be a scalar tensor or a number, "
@@ -224,7 +226,7 @@ class Monitor:
             param_sample = pending.param_sample
             if param_sample is None:
                 param_sample = torch.full((len(self._params), len(ParamStat)), float("nan"),
-                                          device=self._device)
+                                          device=self._device, dtype=torch.float64)
             self._samples.append((self._step, act_sample, param_sample))
         self._pending = _Pending()
         self._step += 1
@@ -246,7 +248,7 @@ class Monitor:
         parts = [self._ring_sums[:n].flatten(), self._ring_grads[:n].flatten(), self._ring_loss[:n]]
         parts += [a.flatten() for _, a, _ in self._samples]
         parts += [p.flatten() for _, _, p in self._samples]
-        flat = torch.cat([p.float() for p in parts]).cpu().numpy().astype(np.float64)  # one sync
+        flat = torch.cat([p.double() for p in parts]).cpu().numpy()  # one copy, one sync
         sums, flat = flat[: n * n_sites].reshape(n, n_sites), flat[n * n_sites:]
         grads, flat = flat[: n * n_params].reshape(n, n_params), flat[n * n_params:]
         losses, flat = flat[:n], flat[n:]

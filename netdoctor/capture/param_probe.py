@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from netdoctor.capture.sites import root_name
 from netdoctor.runlog.schema import GRAD_ABSENT, ParamStat
 
 
@@ -28,6 +29,8 @@ class ParamSpec:
 
 
 def plan_params(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> list[ParamSpec]:
+    """Every parameter of ``model`` (also frozen ones and ones the optimizer lacks: rules need
+    to see those), each with the qualified name of the module that owns it."""
     optimized = set()
     if optimizer is not None:
         for group in optimizer.param_groups:
@@ -35,16 +38,23 @@ def plan_params(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> li
     specs = []
     for name, param in model.named_parameters():
         module, _, _ = name.rpartition(".")
+        module = module or root_name(model)
         specs.append(ParamSpec(len(specs), name, module, param, id(param) in optimized))
     return specs
 
 
 def _norms(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """(len,) float32 L2 norms; sparse gradients (``nn.Embedding(sparse=True)``) handled apart."""
+    """(len,) float64 L2 norms; sparse gradients (``nn.Embedding(sparse=True)``) handled apart.
+
+    float64 because the sum of squares of a finite float32 gradient overflows once its norm
+    passes ~1.8e19: a diverging run would read as non-finite steps before it really is.
+    """
+    if not tensors:
+        return torch.zeros(0, dtype=torch.float64)
     if all(not t.is_sparse for t in tensors):
-        return torch.stack(torch._foreach_norm(tensors, 2, dtype=torch.float32))
+        return torch.stack(torch._foreach_norm(tensors, 2, dtype=torch.float64))
     return torch.stack([
-        torch.linalg.vector_norm(t.coalesce().values() if t.is_sparse else t, dtype=torch.float32)
+        torch.linalg.vector_norm(t.coalesce().values() if t.is_sparse else t, dtype=torch.float64)
         for t in tensors
     ])
 
@@ -55,7 +65,7 @@ class ParamProbe:
     def __init__(self, specs: list[ParamSpec], device: torch.device) -> None:
         self.specs = specs
         self.device = device
-        self._absent = torch.full((len(specs),), GRAD_ABSENT, device=device)
+        self._absent = torch.full((len(specs),), GRAD_ABSENT, device=device, dtype=torch.float64)
         self._before: list[torch.Tensor] | None = None
 
     def grad_norms(self) -> tuple[torch.Tensor, bool]:
@@ -87,7 +97,8 @@ class ParamProbe:
             self._before = None
         else:
             update = torch.full_like(weight, float("nan"))
-        out = torch.empty(len(self.specs), len(ParamStat), device=self.device)
+        out = torch.empty(len(self.specs), len(ParamStat), device=self.device,
+                          dtype=torch.float64)
         out[:, ParamStat.HAS_GRAD] = (grad_norms != GRAD_ABSENT).float()
         out[:, ParamStat.GRAD_NORM] = torch.where(
             grad_norms == GRAD_ABSENT, torch.full_like(grad_norms, float("nan")), grad_norms)

@@ -105,6 +105,18 @@ def family_of(module: nn.Module) -> tuple[Family, tuple[float, float] | None] | 
     return None
 
 
+def root_name(model: nn.Module) -> str:
+    """What to call the model itself where a qualified name would be '' (a bare nn.Linear)."""
+    return type(model).__name__
+
+
+def _user_defined_leaf(module: nn.Module) -> bool:
+    """A module of the user's own with no children (a home-made norm or activation): where
+    hand-written numerics, and so NaNs, tend to come from."""
+    return (not type(module).__module__.startswith("torch.")
+            and next(module.children(), None) is None)
+
+
 def plan_sites(model: nn.Module) -> tuple[list[SiteSpec], dict[str, nn.Module]]:
     """All candidate sites of ``model`` (outputs, then inputs of layers that take activations).
 
@@ -116,17 +128,19 @@ def plan_sites(model: nn.Module) -> tuple[list[SiteSpec], dict[str, nn.Module]]:
     inputs: list[tuple[str, nn.Module, int]] = []
     for position, (name, module) in enumerate(model.named_modules()):
         found = family_of(module)
+        if found is None and _user_defined_leaf(module):
+            found = Family.OTHER, None
         if found is None:
             continue
         family, bounds = found
-        modules[name] = module
-        label = name or type(module).__name__
-        specs.append(SiteSpec(len(specs), label, name, type(module).__name__, "output", family,
-                              bounds, position))
+        modules[name or root_name(model)] = module
+        label = name or root_name(model)
+        specs.append(SiteSpec(len(specs), label, name or root_name(model), type(module).__name__,
+                              "output", family, bounds, position))
         if isinstance(module, _INPUT_PROBED):
             inputs.append((name, module, position))
     for name, module, position in inputs:
-        label = f"{name or type(module).__name__} (input)"
-        specs.append(SiteSpec(len(specs), label, name, type(module).__name__, "input",
-                              Family.INPUT, None, position))
+        label = f"{name or root_name(model)} (input)"
+        specs.append(SiteSpec(len(specs), label, name or root_name(model), type(module).__name__,
+                              "input", Family.INPUT, None, position))
     return specs, modules

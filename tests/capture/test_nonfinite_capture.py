@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -82,3 +83,33 @@ def test_user_exception_in_forward_keeps_the_log_and_records_the_crash(tmp_path)
     assert run.n_steps == 7
     assert run.status is RunStatus.CRASHED
     assert run.meta["end_message"] == "RuntimeError: boom in forward"
+
+
+class HomeMadeNorm(nn.Module):
+    """A user's own parameter-free module, dividing by a std that can be 0 (no eps)."""
+
+    def forward(self, h):
+        return (h - h.mean(0)) / h.std(0)
+
+
+def test_parameter_free_user_modules_are_probed_and_named(tmp_path):
+    model = nn.Sequential(nn.Linear(3, 4), HomeMadeNorm(), nn.Linear(4, 1))
+    batches = [(torch.randn(4, 3), torch.randn(4, 1)) for _ in range(3)]
+    batches.append((torch.ones(4, 3), torch.randn(4, 1)))  # identical rows: std 0, 0/0 = NaN
+    run = _train(tmp_path, model, batches)
+    (event,) = run.events_of("nonfinite")
+    assert event.step == 3 and event.layer == "1" and event.data["source"] == "activation"
+
+
+def test_large_but_finite_gradients_are_not_called_non_finite(tmp_path):
+    model = nn.Linear(4, 1)
+    x = torch.full((8, 4), 3e9)  # gradient entries ~1e20: finite in float32, its norm too
+    run = _train(tmp_path, model, [(x, torch.zeros(8, 1))], lr=0.0)
+    assert run.events_of("nonfinite") == []
+    assert np.isfinite(run.grad_norm[0]) and run.grad_norm[0] > 1e19
+
+
+def test_a_bare_module_gets_its_class_name(tmp_path):
+    run = _train(tmp_path, nn.Linear(4, 1), [(torch.randn(8, 4), torch.randn(8, 1))])
+    assert {p.module for p in run.params} == {"Linear"}
+    assert [s.name for s in run.sites] == ["Linear", "Linear (input)"]
