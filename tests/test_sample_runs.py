@@ -20,7 +20,7 @@ SAMPLES = Path(__file__).resolve().parents[1] / "sample_runs"
 EXPECTED = {
     "healthy": [],
     "exploding": ["exploding_gradients", "nan_loss"],
-    "vanishing": ["vanishing_gradients"],
+    "vanishing": ["vanishing_gradients", "underfitting"],  # underfitting: caused_by vanishing
     "nan": ["nan_loss"],
     "overfitting": ["overfitting"],
     "underfitting": ["underfitting"],

@@ -36,6 +36,8 @@ class RuleConfig:
         """The selected rules, in documented order; ConfigError for an unknown id."""
         for rule_id in (self.select or frozenset()) | self.ignore:
             get_rule(rule_id)
+        for rule_id in self.thresholds:
+            self.values(get_rule(rule_id))  # unknown names fail here, selected or not
         return tuple(
             r
             for r in all_rules()
@@ -67,9 +69,9 @@ def load_config(
     if config is not None:
         state.apply(_read(config), config, "")
     if select is not None:
-        state.select = _ids(select, "--select")
+        state.select = _ids(_as_list(select), "--select")
     if ignore is not None:
-        state.ignore |= _ids(ignore, "--ignore")
+        state.ignore |= _ids(_as_list(ignore), "--ignore")
     return RuleConfig(
         None if state.select is None else frozenset(state.select),
         frozenset(state.ignore),
@@ -120,11 +122,15 @@ def _read(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from None
 
 
+def _as_list(value: Iterable[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
 def _ids(value: Any, where: str) -> set[str]:
-    """Rule ids from a list (or a comma-separated string); ConfigError for an unknown one."""
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, (list, tuple, set, frozenset)) and not hasattr(items, "__iter__"):
-        raise ConfigError(f"{where}: expected a list of rule ids")
+    """Rule ids from a list of ids or comma-separated ids; ConfigError for an unknown one."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple, set, frozenset)):
+        raise ConfigError(f"{where}: expected a list of rule ids, got {value!r}")
     ids: set[str] = set()
     for item in items:
         if not isinstance(item, str):

@@ -8,6 +8,7 @@ exception becomes an info diagnosis, and the other rules still run.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from types import MappingProxyType
 
@@ -47,17 +48,41 @@ def _failed(rule: Rule, exc: Exception) -> Diagnosis:
 
 
 def sort_diagnoses(diagnoses: list[Diagnosis]) -> list[Diagnosis]:
-    """Causes first, each followed by its consequences; then severity, step, rule order."""
+    """Causes first, each followed by its consequences; then severity, step, rule order.
+
+    Each diagnosis hangs under the first of its possible causes (``CAUSES``, most immediate
+    first) that was found on this run; the roots are ordered by severity, step and rule order,
+    and each is followed by what it caused, ordered the same way, depth first. A consequence
+    gets ``caused_by`` (the cause's rule id) in its evidence.
+    """
     order = {r.id: i for i, r in enumerate(all_rules())}
 
     def own(d: Diagnosis) -> tuple[int, float, int]:
         step = math.inf if d.step is None else float(d.step)
         return (-d.severity.rank, step, order.get(d.rule, len(order)))
 
-    def key(d: Diagnosis) -> tuple[tuple[int, float, int], int, tuple[int, float, int]]:
-        causes = [c for c in diagnoses if c.rule in CAUSES.get(d.rule, ())]
-        if causes:
-            return (min(own(c) for c in causes), 1, own(d))
-        return (own(d), 0, own(d))
+    by_rule: dict[str, Diagnosis] = {}
+    for d in sorted(diagnoses, key=own):
+        if d.severity is not Severity.INFO:  # a failed rule's note is neither cause nor effect
+            by_rule.setdefault(d.rule, d)  # a rule's most important finding stands for it
+    children: dict[int, list[Diagnosis]] = {}
+    roots: list[Diagnosis] = []
+    for d in diagnoses:
+        cause = next((by_rule[c] for c in CAUSES.get(d.rule, ()) if c in by_rule), None)
+        if cause is None or d.severity is Severity.INFO:
+            roots.append(d)
+        else:
+            children.setdefault(id(cause), []).append(d)
+    result: list[Diagnosis] = []
 
-    return sorted(diagnoses, key=key)
+    def emit(d: Diagnosis, cause: Diagnosis | None) -> None:
+        shown = d
+        if cause is not None:  # say so in the evidence: reports and JSON can link the two
+            shown = dataclasses.replace(d, evidence={**d.evidence, "caused_by": cause.rule})
+        result.append(shown)
+        for child in sorted(children.get(id(d), []), key=own):
+            emit(child, d)
+
+    for root in sorted(roots, key=own):
+        emit(root, None)
+    return result

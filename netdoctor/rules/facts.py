@@ -24,6 +24,9 @@ RELU_TYPES = frozenset({"ReLU", "ReLU6", "RReLU"})
 #: their RMS says nothing about gradient flow: the layer comparisons leave them out.
 EMBEDDING_TYPES = frozenset({"Embedding", "EmbeddingBag"})
 LINEAR_TYPES = frozenset({"Linear", "LazyLinear", "Bilinear", "NonDynamicallyQuantizableLinear"})
+#: Fewer optimizer steps than this are judged on facts only (a NaN happened), never on trends:
+#: a handful of points cannot tell a trend from noise.
+MIN_STEPS = 10
 
 
 def fmt(value: float) -> str:
@@ -53,6 +56,13 @@ def lr_at(run: RunData, index: int) -> float:
     if not 0 <= index < run.n_steps:
         return math.nan
     return float(run.steps[index, StepField.LR])
+
+
+def uses_adam(run: RunData) -> bool:
+    """Whether the run's optimizer is already an Adam variant (then "try Adam" is no advice)."""
+    optimizer = run.meta.get("optimizer")
+    name = optimizer.get("class") if isinstance(optimizer, dict) else None
+    return isinstance(name, str) and "adam" in name.lower()
 
 
 def valid_loss(run: RunData) -> np.ndarray:
@@ -109,15 +119,16 @@ def layer_rms(run: RunData) -> LayerRMS:
 
     Modules that never ran forward (a parameter on the root module, an unused head) have no
     place in the forward order, so they are left out when any layer has one.
+    Embedding tables are left out too (see ``EMBEDDING_TYPES``).
     """
     grads = run.layer_grads()
     order = run.module_order()
     kinds = sites_by_module(run)
+    ran = [g for g in grads if g.module in order] or grads  # names that do not match: keep all
     kept = [
         g
-        for g in grads
-        if (not order or g.module in order)
-        and (g.module not in kinds or kinds[g.module].module_type not in EMBEDDING_TYPES)
+        for g in ran
+        if g.module not in kinds or kinds[g.module].module_type not in EMBEDDING_TYPES
     ]
     if not kept:
         return LayerRMS((), run.sample_steps, np.zeros((run.sample_steps.size, 0)))

@@ -18,7 +18,13 @@ from netdoctor.diagnosis import Diagnosis, Fix, Severity
 from netdoctor.rules.base import Rule, RuleDoc, Threshold
 from netdoctor.rules.facts import fmt, lr_at, param_module, valid_loss
 from netdoctor.rules.fixes import fix
-from netdoctor.rules.onset import PERSIST_STEPS, NonFiniteOnset, nonfinite_onset, trend_before
+from netdoctor.rules.onset import (
+    PERSIST_STEPS,
+    NonFiniteOnset,
+    TrendBefore,
+    nonfinite_onset,
+    trend_before,
+)
 from netdoctor.runlog.run_data import RunData
 from netdoctor.runlog.schema import ActStat, ParamStat
 
@@ -53,44 +59,68 @@ def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
         "grad_norm_peak": None if trend is None else trend.peak,
         "followed_explosion": exploded,
     }
+    where = _where(onset.source, site, param, module)
+    explosion = trend if exploded else None
+    message, fixes = _explain(onset, where, explosion, trend, loss, lr, window, module)
+    return [
+        Diagnosis(
+            RULE_ID,
+            Severity.ERROR,
+            onset.step,
+            module,
+            message,
+            evidence,
+            tuple(fixes),
+        )
+    ]
+
+
+def _explain(
+    onset: NonFiniteOnset,
+    where: str,
+    explosion: TrendBefore | None,
+    trend: TrendBefore | None,
+    loss: float,
+    lr: float,
+    window: int,
+    module: str | None,
+) -> tuple[str, list[Fix]]:
+    """The message and the fixes, ranked for where the NaN came from and what preceded it."""
+    s = onset.step
     lr_text = "" if math.isnan(lr) else f", lr {fmt(lr)}"
     trend_text = (
         "" if trend is None else f"grad norm ×{fmt(trend.growth)} over the {window} steps before"
     )
-    where = _where(onset.source, site, param)
-    s = onset.step
     if onset.source == "input":
         message = (
             f"{where} was already non-finite at step {s}, before any layer ran: check the data "
             "with torch.isfinite(x).all() and normalise it"
         )
-        fixes = [fix("normalize_inputs", _INPUT_FIX), fix("lower_lr")]
-    elif onset.source == "loss":
-        before = trend_text or "no grad norms before it"
+        return message, [fix("normalize_inputs", _INPUT_FIX), fix("lower_lr")]
+    if onset.source == "loss":
+        before = trend_text or "too early for a grad-norm trend"
         message = (
             f"loss became {fmt(loss)} at step {s} while every activation was finite, so a log, "
             f"sqrt or division in the loss met a non-positive value ({before}{lr_text}): compute "
-            "the loss from raw logits with a fused loss such as "
-            "nn.CrossEntropyLoss, then lower the learning rate"
+            "the loss from raw logits with a fused loss such as nn.CrossEntropyLoss, then lower "
+            "the learning rate"
         )
-        fixes = [fix("stable_loss"), fix("lower_lr")]
-    elif exploded and trend is not None:
+        return message, [fix("stable_loss"), fix("lower_lr")]
+    if explosion is not None:
         message = (
             f"{where} became non-finite at step {s} (loss {fmt(loss)}) after the grad norm grew "
-            f"×{fmt(trend.growth)} from {fmt(trend.baseline)} to {fmt(trend.peak)} over the "
-            f"{window} steps before{lr_text}: it followed exploding gradients, so clip gradients "
-            "and lower the learning rate"
+            f"×{fmt(explosion.growth)} from {fmt(explosion.baseline)} to {fmt(explosion.peak)} "
+            f"over the {window} steps before{lr_text}: it followed exploding gradients, so clip "
+            "gradients and lower the learning rate"
         )
-        fixes = [fix("grad_clipping"), fix("lower_lr")]
-    else:
-        context = ", ".join(p for p in (f"loss {fmt(loss)}", trend_text, lr_text[2:]) if p)
-        message = (
-            f"{where} became non-finite at step {s} ({context}): lower the learning rate, clip "
-            f"gradients, and look for a log, sqrt or division without an epsilon"
-            + (f" in {module}" if module else "")
-        )
-        fixes = [fix("lower_lr"), fix("grad_clipping"), _eps_fix(module)]
-    return [Diagnosis(RULE_ID, Severity.ERROR, s, module, message, evidence, tuple(fixes))]
+        return message, [fix("grad_clipping"), fix("lower_lr")]
+    context = ", ".join(p for p in (f"loss {fmt(loss)}", trend_text, lr_text[2:]) if p)
+    message = (
+        f"{where} became non-finite at step {s} ({context}): lower the learning rate, clip "
+        "gradients, and look for a log, sqrt or division without an epsilon"
+        + (f" in {module}" if module else "")
+    )
+    return message, [fix("lower_lr"), fix("grad_clipping"), _eps_fix(module)]
 
 
 _INPUT_FIX = (
@@ -108,9 +138,9 @@ def _eps_fix(module: str | None) -> Fix:
     )
 
 
-def _where(source: str, site: str | None, param: str | None) -> str:
+def _where(source: str, site: str | None, param: str | None, module: str | None) -> str:
     if source == "input":
-        return f"the input of {site}" if site else "the model's input"
+        return f"the input of {module}" if module else "the model's input"
     if source == "gradient":
         return f"the gradient of {param}" if param else "the gradient"
     if source == "activation" and site:
@@ -130,11 +160,13 @@ def _location(
     site = data.get("site") or (sites[0] if sites else None)
     param = data.get("param") or (params[0] if params else None)
     module = data.get("module")
+    if onset.source == "loss":  # the loss is computed outside any layer
+        return site, None, param, sites, params
     if module is None and site is not None:
         module = next((s.module for s in run.sites if s.name == site), None)
     if module is None:
         module = param_module(run, param)
-    if module is None and onset.event is not None and onset.source != "loss":
+    if module is None and onset.event is not None:
         module = onset.event.layer
     return site, module, param, sites, params
 

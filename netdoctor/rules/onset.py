@@ -89,7 +89,7 @@ class TrendBefore:
     baseline: float
     peak: float
     first_step: int  # first step of the window
-    rise_step: int  # first step whose norm was at least twice the baseline
+    rise_step: int  # first step from which the norm stayed at least twice the baseline
     loss_not_falling: bool  # loss did not drop over the window (True when unknown)
 
 
@@ -103,8 +103,8 @@ def trend_before(run: RunData, index: int, window: int) -> TrendBefore | None:
         return None
     baseline = float(np.median(values[: max(1, values.size // 2)]))
     peak = float(np.max(values[-3:]))
-    rows = np.nonzero(ok & (norms >= 2 * baseline))[0]
-    rise = lo + int(rows[0]) if rows.size else index
+    below = np.nonzero(ok & (norms < 2 * baseline))[0]  # the climb starts after the last one
+    rise = min(index, lo + int(below[-1]) + 1) if below.size else lo
     loss = finite(valid_loss(run)[lo : index + 1])
     not_falling = falls_less_than(loss, 0.1)
     return TrendBefore(

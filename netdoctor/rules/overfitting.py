@@ -24,6 +24,8 @@ from netdoctor.runlog.run_data import RunData
 RULE_ID = "overfitting"
 #: How many noise σ the worsening must exceed: a flat noisy curve's minimum sits ~2σ low.
 NOISE_SIGMAS = 3.0
+#: Share of the largest val loss of the run a worsening must reach to count.
+SCALE_SHARE = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +89,15 @@ def _by_loss(c: _Curves, th: Mapping[str, float], patience: int) -> _Found | Non
     rise = (v_now - v_best) / abs(v_best) if v_best else math.inf
     noise = robust_noise(c.val)
     gap_best, gap_now = v_best - t_best, v_now - t_last
-    rel_gap = gap_now / abs(t_last) if t_last else math.inf
-    rising = rise >= th["min_rise"] and v_now - v_best >= NOISE_SIGMAS * noise
+    rel_gap = float(gap_now / abs(t_last)) if t_last else math.inf
+    # the worsening must beat the noise, and matter on the scale of the whole curve (a val loss
+    # of 1e-6 that doubles on a solved task is not overfitting)
+    least = max(NOISE_SIGMAS * noise, SCALE_SHARE * float(np.max(np.abs(c.val))))
+    rising = rise >= th["min_rise"] and v_now - v_best >= least
     widening = (
         rel_gap >= th["gap"]
         and gap_now - gap_best >= th["gap_widening"] * abs(v_best)
-        and gap_now - gap_best >= NOISE_SIGMAS * noise
+        and gap_now - gap_best >= least
     )
     if not (rising or widening):
         return None
@@ -117,7 +122,8 @@ def _by_loss(c: _Curves, th: Mapping[str, float], patience: int) -> _Found | Non
     if rising:
         head = (
             f"val_loss rose from {fmt(v_best)} at epoch {e_best} to {fmt(float(c.val[-1]))} at "
-            f"epoch {e_last} ({rise * 100:+.0f} % over the last {patience}) while {trained}"
+            f"epoch {e_last} (last {patience} evaluations {rise * 100:+.0f} % above the best) "
+            f"while {trained}"
         )
     else:
         head = (

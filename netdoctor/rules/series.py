@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,12 +29,6 @@ def positive_log10(values: np.ndarray) -> np.ndarray:
     ok = np.isfinite(arr) & (arr > 0)
     out[ok] = np.log10(arr[ok])
     return out
-
-
-def nanmedian(values: np.ndarray) -> float:
-    """Median of the finite entries; NaN (and no warning) when there are none."""
-    kept = finite(values)
-    return float(np.median(kept)) if kept.size else math.nan
 
 
 def median3(values: np.ndarray) -> np.ndarray:
@@ -71,11 +66,13 @@ def block_medians(values: np.ndarray, size: int) -> tuple[np.ndarray, int]:
 
 @dataclass(frozen=True, slots=True)
 class GrowthSpan:
-    """A stretch of a series that grew geometrically: ``checks`` block-to-block rises in a row.
+    """A stretch of a series whose windowed median rose at every check.
 
-    ``start`` and ``end`` are indices into the series (first entry of the first block, last entry
-    of the last block); ``total`` is the growth of the block median over the stretch and
-    ``per_check`` its geometric mean per block of ``block`` entries.
+    ``start`` and ``end`` are indices into the series (the middle of the block before the rise,
+    the last entry of the last block); ``total`` is the rise of the block median over the level
+    before the stretch and ``per_check`` its geometric mean per block of ``block`` entries.
+    ``held`` says whether the level after the stretch stayed at least halfway up; None when
+    nothing follows it (the series ended, or went non-finite, right after the rise).
     """
 
     start: int
@@ -84,69 +81,66 @@ class GrowthSpan:
     checks: int
     total: float
     per_check: float
+    held: bool | None
 
 
 #: Fewest checks that make a trend: two rises can be one step up and one spike.
 MIN_CHECKS = 3
 
 
-def geometric_growth(
+def growth_spans(
     values: np.ndarray, factor: float, checks: int, min_total: float
-) -> GrowthSpan | None:
-    """Earliest stretch where the windowed median rose at every check, ×``factor`` on average.
+) -> Iterator[GrowthSpan]:
+    """Stretches where the windowed median rose at every check, ×``factor`` on average.
 
     TheDeepChecker checks the gradient magnitude every few iterations and flags ×2 growth over
     five checks. Here the median must rise at every check of the stretch, by ``factor`` per check
     on average over at least ``checks`` checks' worth (a faster explosion may do it in fewer, but
-    never fewer than three), and by ``min_total`` overall, which noise cannot fake. The spacing
-    of the checks that shows it depends on how fast a run explodes, so block sizes of 1, 2, 4, ...
-    steps are all tried.
+    never fewer than three), and by ``min_total`` over the level before the stretch, so that
+    noise cannot fake it. The spacing of the checks that shows it depends on how fast a run
+    explodes, so block sizes of 1, 2, 4, ... steps are tried, finest first (it dates the start
+    best), each from the start of the series.
     """
     logs = positive_log10(values)
     per, floor = math.log10(factor), math.log10(min_total)
-    best: GrowthSpan | None = None
     size = 1
     while size * (MIN_CHECKS + 1) <= logs.size:
         medians, offset = block_medians(logs, size)
-        found = _rising_stretch(medians, per, floor, checks)
-        if found is not None:
-            k, j = found
-            total = float(medians[j] - medians[k])
-            span = GrowthSpan(
-                start=offset + k * size,
-                end=offset + (j + 1) * size - 1,
-                block=size,
-                checks=j - k,
-                total=10**total,
-                per_check=10 ** (total / (j - k)),
-            )
-            if best is None or span.start < best.start:
-                best = span
-        size *= 2
-    return best
-
-
-def _rising_stretch(
-    medians: np.ndarray, per: float, floor: float, checks: int
-) -> tuple[int, int] | None:
-    """First (k, j): medians[k..j] rise at every check and by enough in total (log10 units)."""
-    rising = np.diff(medians) > 0  # NaN compares False: a gap breaks a stretch
-    k = 0
-    while k < rising.size:
-        if not rising[k]:
-            k += 1
-            continue
-        j = k
-        while j < rising.size and rising[j]:
-            j += 1
-        # the whole rising run, else its first window of `checks` checks that grew fast enough
-        windows = [(k, j)] + [(a, a + checks) for a in range(k, j - checks + 1)]
-        for a, b in windows:
+        for a, b in _rising_stretches(medians, checks, floor):
             n = b - a
-            if n >= MIN_CHECKS and medians[b] - medians[a] >= max(floor, max(n, checks) * per):
-                return a, b
-        k = j
-    return None
+            # the level before: the median of up to 2 × checks blocks, so a dip does not count
+            before = finite(medians[max(0, a - 2 * checks + 1) : a + 1])
+            base = max(float(medians[a]), float(np.median(before)))
+            rise = float(medians[b]) - base
+            if rise < max(floor, max(n, checks) * per):
+                continue
+            after = finite(medians[b + 1 : b + 1 + n])
+            yield GrowthSpan(
+                start=offset + a * size + size // 2,
+                end=offset + (b + 1) * size - 1,
+                block=size,
+                checks=n,
+                total=10**rise,
+                per_check=10 ** (rise / n),
+                held=None if not after.size else float(np.median(after)) >= base + rise / 2,
+            )
+        size *= 2
+
+
+def _rising_stretches(medians: np.ndarray, checks: int, floor: float) -> Iterator[tuple[int, int]]:
+    """(a, b) with medians[a..b] rising at every step: each whole rising run, then its windows.
+
+    Runs shorter than MIN_CHECKS, or that rise less than ``floor`` in all, are skipped at once
+    (vectorised: a long noisy series has many short rising runs).
+    """
+    rising = np.diff(medians) > 0  # NaN compares False: a gap breaks a stretch
+    edges = np.diff(np.concatenate(([0], rising.astype(np.int8), [0])))
+    starts, ends = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+    keep = (ends - starts >= MIN_CHECKS) & (medians[ends] - medians[starts] >= floor)
+    for k, j in zip(starts[keep].tolist(), ends[keep].tolist(), strict=True):
+        yield k, j
+        for a in range(k + 1, j - checks + 1):  # a fast part inside a long, slow rise
+            yield a, a + checks
 
 
 def falls_less_than(values: np.ndarray, fraction: float, edge: int = 3) -> bool | None:
@@ -164,15 +158,16 @@ def falls_less_than(values: np.ndarray, fraction: float, edge: int = 3) -> bool 
 
 
 def robust_noise(values: np.ndarray) -> float:
-    """Typical size of the point-to-point noise around the local trend (MAD scaled to a σ).
+    """Typical size (a σ) of the point-to-point noise around the local trend.
 
-    Measured as the median distance of each point from the running median of its neighbours, so a
-    steady trend (up or down) counts as no noise and only the wiggle around it counts.
+    Measured as the median distance of each point from the running median of it and its two
+    neighbours, so a steady trend (up or down) counts as no noise and only the wiggle around it
+    counts. For Gaussian noise that median distance is 0.3145 σ, hence the scale.
     """
     kept = finite(values)
     if kept.size < 3:
         return 0.0
-    return 1.4826 * float(np.median(np.abs(kept - median3(kept))))
+    return float(np.median(np.abs(kept - median3(kept)))) / 0.3145
 
 
 def share(mask: np.ndarray, valid: np.ndarray) -> tuple[float, int]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from netdoctor.diagnosis import Diagnosis, Severity
 from netdoctor.rules.base import Rule, RuleDoc, Threshold
-from netdoctor.rules.facts import fmt, output_size, step_of, valid_loss
+from netdoctor.rules.facts import fmt, output_size, step_of, uses_adam, valid_loss
 from netdoctor.rules.fixes import fix
 from netdoctor.rules.onset import nonfinite_onset
 from netdoctor.rules.series import median3
@@ -71,25 +71,27 @@ def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
         return []
     step, facts, evidence, flat = found
     spike = _spike(loss[rows], th["spike"])
+    adam = [] if uses_adam(run) else [fix("adam")]
+    try_adam = "" if uses_adam(run) else "try Adam and "
     if spike is not None:  # unstable, not slow: raising the learning rate would make it worse
         peak, at = spike
         evidence.update(loss_spike=peak, loss_spike_step=step_of(run, int(rows[at])))
         advice = (
             f"the loss spiked to {fmt(peak)} at step {step_of(run, int(rows[at]))}, so the "
-            "learning rate is likely too high: lower it, or use Adam and normalise the inputs"
+            "learning rate is likely too high: lower it and check the inputs are normalised"
         )
-        fixes = (fix("lower_lr"), fix("adam"), fix("normalize_inputs"), fix("more_capacity"))
+        fixes = [fix("lower_lr"), fix("normalize_inputs"), *adam, fix("more_capacity")]
     elif flat:
         advice = (
-            "give the model more capacity or raise the learning rate; try Adam and check the "
+            f"give the model more capacity or raise the learning rate; {try_adam}check the "
             "inputs are normalised"
         )
-        fixes = (fix("more_capacity"), fix("raise_lr"), fix("adam"), fix("normalize_inputs"))
+        fixes = [fix("more_capacity"), fix("raise_lr"), *adam, fix("normalize_inputs")]
     else:
         advice = "train longer or raise the learning rate"
-        fixes = (fix("train_longer"), fix("raise_lr"), fix("adam"))
+        fixes = [fix("train_longer"), fix("raise_lr"), *adam]
     message = f"{facts}: {advice}"
-    return [Diagnosis(RULE_ID, Severity.WARNING, step, None, message, evidence, fixes)]
+    return [Diagnosis(RULE_ID, Severity.WARNING, step, None, message, evidence, tuple(fixes))]
 
 
 _Found = tuple[int, str, dict[str, Any], bool]  # step, facts for the message, evidence, flat
@@ -227,7 +229,7 @@ RULE = Rule(
         ),
         Threshold(
             "spike",
-            2.0,
+            1.5,
             "loss over its initial value, after the first steps, that marks the run as unstable "
             "(then the advice is a lower learning rate, not a higher one)",
             "netdoctor",

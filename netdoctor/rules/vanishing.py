@@ -7,6 +7,7 @@ count. Embedding tables are left out: their gradients are sparse by design.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,10 +42,10 @@ def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
         ratios = layers.rms[:, :-1] / last[:, None]  # (m, L-1)
     found: list[tuple[int, np.ndarray, np.ndarray]] = []  # (column, hits, valid)
     for col in range(ratios.shape[1]):
-        rms, ratio = layers.rms[:, col], ratios[:, col]
-        valid = np.isfinite(rms) & np.isfinite(last) & (last > 0)
-        autotrainer = (ratio < th["ratio"]) & (rms < th["first_rms"])
-        sagemaker = (rms < th["abs_rms"]) & (ratio < th["tiny_ratio"])
+        layer, versus = layers.rms[:, col], ratios[:, col]
+        valid = np.isfinite(layer) & np.isfinite(last) & (last > 0)
+        autotrainer = (versus < th["ratio"]) & (layer < th["first_rms"])
+        sagemaker = (layer < th["abs_rms"]) & (versus < th["tiny_ratio"])
         hits = valid & (autotrainer | sagemaker)
         fraction, n = share(hits, valid)
         if n >= th["min_samples"] and fraction >= th["min_fraction"]:
@@ -62,21 +63,21 @@ def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
     relu = bool(sites_of_type(run, RELU_TYPES, "relu"))
     scale = _weight_scale_vs_he(run, module)
     kinds = sites_by_module(run)
+    n_hit, n_valid = int(np.count_nonzero(hits)), int(np.count_nonzero(valid))
     evidence: dict[str, Any] = {
         "layer": module,
         "rms": rms,
         "last_layer": layers.modules[-1],
         "last_rms": last_rms,
         "ratio": ratio,
-        "share": float(np.count_nonzero(hits)) / int(np.count_nonzero(valid)),
-        "samples": int(np.count_nonzero(valid)),
+        "share": n_hit / n_valid,
+        "samples": n_valid,
         "vanishing_layers": [layers.modules[c] for c, _, _ in found],
         "rms_profile": _profile(layers, valid),
         "bounded_activations": bounded[:10],
         "zero_gradients": zero,
         "weight_scale_vs_he": scale,
     }
-    n_hit, n_valid = int(np.count_nonzero(hits)), int(np.count_nonzero(valid))
     recurrent = kinds[module].module_type in RECURRENT_TYPES if module in kinds else False
     fixes, advice = _fixes(bool(bounded), zero and relu, scale, recurrent)
     size = "is exactly zero" if zero else f"fell to {fmt(rms)}"
@@ -142,8 +143,8 @@ def _weight_scale_vs_he(run: RunData, module: str) -> float | None:
     norms = norms[np.isfinite(norms)]
     if not norms.size or fan_in <= 0 or weight.numel <= 0:
         return None
-    rms = float(norms[0]) / np.sqrt(weight.numel)
-    return rms / float(np.sqrt(2.0 / fan_in))
+    rms = float(norms[0]) / math.sqrt(weight.numel)
+    return rms / math.sqrt(2.0 / fan_in)
 
 
 RULE = Rule(

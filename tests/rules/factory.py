@@ -119,18 +119,10 @@ def make_run(
         )
         for i, layer in enumerate(layers)
     )
-    weighted = [layer for layer in layers if layer.weight is not None]
+    weighted = [(layer.module, layer.weight) for layer in layers if layer.weight is not None]
     params = tuple(
-        ParamInfo(
-            i,
-            f"{layer.module}.weight",
-            layer.module,
-            layer.weight,
-            int(np.prod(layer.weight)),
-            True,
-            True,
-        )
-        for i, layer in enumerate(weighted)
+        ParamInfo(i, f"{module}.weight", module, shape, int(np.prod(shape)), True, True)
+        for i, (module, shape) in enumerate(weighted)
     )
     if sample_steps is not None:
         sampled = np.asarray(list(sample_steps), dtype=np.int64)

@@ -1,0 +1,169 @@
+"""exploding_gradients: geometric growth, jumps, loss blow-up, layer ratio; healthy runs quiet."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from netdoctor.rules import get_rule
+
+from .factory import Layer, act, healthy_grad_norm, make_run, mlp, noisy_decay
+
+RULE = get_rule("exploding_gradients")
+
+
+def check(run, **overrides):
+    return RULE.check(run, {**RULE.defaults(), **overrides})
+
+
+def growing_run(n: int = 300, start: int = 150, rate: float = 1.1, layers=None):
+    """Healthy until ``start``, then grad norm ×``rate`` and loss ×1.02 per step, no NaN."""
+    loss, grad = noisy_decay(n), healthy_grad_norm(n)
+    k = np.arange(1, n - start + 1)
+    grad[start:] = np.median(grad[start - 20 : start]) * rate**k
+    loss[start:] = np.median(loss[start - 20 : start]) * 1.02**k
+    return make_run(loss, grad_norm=grad, lr=0.1, layers=layers or mlp(3))
+
+
+def test_geometric_growth_without_nan():
+    (d,) = check(growing_run())
+    assert d.rule == "exploding_gradients" and d.severity.value == "error"
+    assert "geometric_growth" in d.evidence["criteria"]
+    assert 130 <= d.step <= 175
+    assert d.evidence["growth_total"] > 100
+    assert d.evidence["nonfinite_step"] is None
+    assert [f.id for f in d.fixes][:2] == ["grad_clipping", "lower_lr"]
+    assert "clip_grad_norm_" in d.fixes[0].text
+    assert d.message.startswith("grad norm grew")
+
+
+def test_recurrent_net_gets_clipping_first_and_names_the_rnn():
+    layers = [
+        Layer("emb", "Embedding", "embedding", (32, 20, 16), (100, 16)),
+        Layer("rnn", "LSTM", "recurrent", (32, 20, 64), (256, 16)),
+        Layer("fc", out_shape=(32, 5), weight=(5, 64)),
+    ]
+    (d,) = check(growing_run(layers=layers))
+    assert d.layer == "rnn" and d.evidence["recurrent"] is True
+    assert d.fixes[0].id == "grad_clipping" and "recurrent" in d.fixes[0].text
+
+
+def test_fast_explosion_in_four_steps_counts():
+    n = 100
+    loss, grad = noisy_decay(n), healthy_grad_norm(n)
+    grad[60:64] = grad[59] * np.array([10.0, 80.0, 500.0, 4000.0])
+    loss[60:] = loss[59] * 30
+    (d,) = check(make_run(loss, grad_norm=grad, layers=mlp(3)))
+    assert "geometric_growth" in d.evidence["criteria"]
+    assert 58 <= d.step <= 60
+
+
+def test_jump_after_which_the_loss_never_recovers():
+    n = 200
+    loss, grad = noisy_decay(n), healthy_grad_norm(n)
+    grad[100] *= 1e4
+    loss[101:] = 40 * np.median(loss[80:100])
+    (d,) = check(make_run(loss, grad_norm=grad, layers=mlp(3)))
+    assert "jump" in d.evidence["criteria"] and d.step == 100
+    assert d.evidence["jump_factor"] > 1e3
+
+
+def test_spike_the_run_recovers_from_is_quiet():
+    n = 200
+    loss, grad = noisy_decay(n), healthy_grad_norm(n)
+    grad[100] *= 1e4
+    loss[101] *= 3
+    assert check(make_run(loss, grad_norm=grad, layers=mlp(3))) == []
+
+
+def test_loss_blowup_with_clipped_gradients():
+    n = 200
+    loss = 2.3 * 1.05 ** np.arange(n)  # ×17000 by the end; the clipped grad norm stays flat
+    (d,) = check(make_run(loss, grad_norm=np.full(n, 1.0), layers=mlp(3)))
+    assert d.evidence["criteria"] == ["loss_blowup"]
+    assert d.evidence["loss_ratio"] >= 1e3
+    # initial = median of the first five losses = 2.3 × 1.05**2
+    assert d.step == 2 + int(np.ceil(np.log(1e3) / np.log(1.05)))
+
+
+def test_first_layer_gradient_ratio_with_a_rising_loss():
+    n, m = 300, 30
+    rms = np.tile([1.0, 0.1, 0.005], (m, 1))  # first / last = 200
+    loss = np.linspace(2.3, 3.5, n) * np.exp(np.random.default_rng(0).normal(0, 0.02, n))
+    (d,) = check(make_run(loss, grad_norm=np.full(n, 1.0), layers=mlp(3), layer_rms=rms))
+    assert d.evidence["criteria"] == ["layer_ratio"]
+    assert d.layer == "layers.0" and d.evidence["last_layer"] == "layers.4"
+    assert d.evidence["layer_ratio"] == pytest.approx(200)
+    assert [f.id for f in d.fixes][:2] == ["batchnorm", "xavier_init"]
+
+
+def test_large_first_layer_ratio_in_a_learning_cnn_is_quiet():
+    n, m = 300, 30
+    layers = [
+        Layer("conv1", "Conv2d", "conv", (32, 16, 28, 28), (16, 1, 3, 3)),
+        act("relu1"),
+        Layer("fc", out_shape=(32, 10), weight=(10, 12544)),
+    ]
+    rms = np.tile([0.5, 0.004], (m, 1))  # conv filters sum over positions: ratio 125
+    run = make_run(noisy_decay(n), grad_norm=healthy_grad_norm(n), layers=layers, layer_rms=rms)
+    assert check(run) == []
+
+
+def test_healthy_runs_are_quiet():
+    for seed in range(5):
+        n = 800
+        run = make_run(
+            noisy_decay(n, seed=seed),
+            grad_norm=healthy_grad_norm(n, rise=10, seed=seed),
+            layers=mlp(4),
+        )
+        assert check(run) == [], seed
+
+
+def test_warmup_rise_of_a_hundredfold_while_the_loss_falls_is_quiet():
+    n = 400
+    grad = healthy_grad_norm(n, rise=100)
+    assert check(make_run(noisy_decay(n, tau=30), grad_norm=grad, layers=mlp(3))) == []
+
+
+def test_very_noisy_grad_norm_is_quiet():
+    n = 5000
+    grad = np.exp(np.random.default_rng(3).normal(0, 0.8, n))
+    assert check(make_run(noisy_decay(n), grad_norm=grad, layers=mlp(3))) == []
+
+
+def test_short_run_is_quiet_even_if_it_grows():
+    run = make_run([1.0, 2.0, 4.0, 8.0, 16.0], grad_norm=[1.0, 10.0, 100.0, 1e3, 1e4])
+    assert check(run) == []
+
+
+def test_threshold_override_changes_the_verdict():
+    run = growing_run(rate=1.04)  # ×2 every ~18 steps, ×350 over 150 steps
+    assert check(run) != []
+    assert check(run, min_total_growth=1e4, loss_blowup=1e9) == []
+
+
+def test_grad_norm_all_nan_and_no_loss():
+    n = 50
+    assert check(make_run(None, n_steps=n, grad_norm=[float("nan")] * n)) == []
+
+
+def test_heavy_tailed_grad_norm_noise_over_a_long_run_is_quiet():
+    n = 50_000
+    for seed in range(3):
+        grad = np.exp(0.4 * np.random.default_rng(seed).standard_t(2, n))
+        assert check(make_run(noisy_decay(n), grad_norm=grad, layers=mlp(3))) == [], seed
+
+
+def test_a_rise_that_falls_straight_back_and_spares_the_loss_is_quiet():
+    n = 300
+    loss, grad = noisy_decay(n), healthy_grad_norm(n)
+    grad[150:154] = np.median(grad[130:150]) * np.array([10.0, 60.0, 400.0, 3000.0])
+    assert check(make_run(loss, grad_norm=grad, layers=mlp(3))) == []
+
+
+def test_large_first_layer_ratio_with_a_flat_loss_is_not_an_explosion():
+    n, m = 300, 30
+    rms = np.tile([1.0, 0.1, 0.005], (m, 1))
+    loss = 2.3 * np.exp(np.random.default_rng(0).normal(0, 0.02, n))  # not learning: underfitting
+    assert check(make_run(loss, grad_norm=np.full(n, 1.0), layers=mlp(3), layer_rms=rms)) == []
