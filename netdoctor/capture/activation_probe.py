@@ -2,8 +2,10 @@
 
 Two modes, switched by the monitor between steps (never inside a hook):
 
-* **cheap** (every step): one ``sum`` per site into a device vector. NaN and Inf propagate into a
-  sum, so this is the every-step non-finite check, and it names the first site that went bad.
+* **cheap** (every step): one ``sum`` per layer output and layer input into a device vector. NaN
+  and Inf propagate into a sum, so this is the every-step non-finite check, and it names the
+  first site that went bad. Activation modules are skipped (they cannot turn finite values into
+  NaN/Inf); in eager mode their hooks are even detached between sampled steps.
 * **full** (sampled steps): mean, std, min, max, zero / saturated / non-finite counts and the
   dead-unit fraction, accumulated over every call of the site in that step.
 
@@ -75,8 +77,10 @@ class ActivationProbe:
         self.lo = torch.full((n,), float("inf"), device=device)
         self.hi = torch.full((n,), float("-inf"), device=device)
         self.sums = torch.zeros(n, device=device)  # cheap mode
-        self.full = True
+        self._sum_at = list(self.sums.unbind())  # 0-d views, made once: no indexing per call
+        self._full = True
         self.discovering = True
+        self.compiled = False  # the first step ran under torch.compile: never touch the hooks
         self.enabled = [True] * n
         self.duplicate = [False] * n  # input already measured as another site's output
         self.not_activation = [False] * n  # integer input (token ids): not an activation
@@ -84,25 +88,62 @@ class ActivationProbe:
         self.shapes: dict[int, tuple[int, ...]] = {}
         self.problems: list[tuple[int, str]] = []  # (site, message), drained by the monitor
         self._seen_outputs: list[torch.Tensor] = []
-        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._modules = modules
+        self._handles: dict[int, torch.utils.hooks.RemovableHandle] = {}
         for spec in specs:
-            module = modules[spec.module]
-            if spec.role == "output":
-                self._handles.append(module.register_forward_hook(self._output_hook(spec)))
-            else:
-                self._handles.append(module.register_forward_pre_hook(self._input_hook(spec)))
+            self._attach(spec)
+
+    # ---- which hooks are on ------------------------------------------------------------------
+    # PyTorch's hook dispatch costs a few microseconds per hooked module and call, whatever the
+    # hook does; on small layers that is most of the cost of watching. So in eager mode only
+    # the hooks that can still find something stay attached between sampled steps.
+    def _attach(self, spec: SiteSpec) -> None:
+        module = self._modules[spec.module]
+        if spec.role == "output":
+            self._handles[spec.idx] = module.register_forward_hook(self._output_hook(spec))
+        else:
+            self._handles[spec.idx] = module.register_forward_pre_hook(self._input_hook(spec))
+
+    def _detach(self, i: int) -> None:
+        handle = self._handles.pop(i, None)
+        if handle is not None:
+            handle.remove()
+
+    @property
+    def full(self) -> bool:
+        """Whether the current step takes full statistics (set by the monitor between steps)."""
+        return self._full
+
+    @full.setter
+    def full(self, value: bool) -> None:
+        self._full = value
+        if self.compiled or self.discovering:
+            return  # a compiled graph has the hooks traced in: changing them would recompile
+        for spec in self.specs:
+            if spec.checked_every_step or not self.enabled[spec.idx]:
+                continue
+            if value and spec.idx not in self._handles:
+                self._attach(spec)
+            elif not value:
+                self._detach(spec.idx)
 
     # ---- hooks -------------------------------------------------------------------------------
+    # The first lines of each hook are the whole cost of an unsampled step for most sites: keep
+    # them to attribute reads.
     def _output_hook(self, spec: SiteSpec) -> Callable[..., None]:
+        i, every_step = spec.idx, spec.checked_every_step
+
         def hook(module: nn.Module, args: Any, output: Any) -> None:
-            if module.training:
+            if module.training and self.enabled[i] and (self.full or every_step):
                 self._observe(spec, output, is_output=True)
 
         return hook
 
     def _input_hook(self, spec: SiteSpec) -> Callable[..., None]:
+        i = spec.idx
+
         def hook(module: nn.Module, args: Any) -> None:
-            if module.training:
+            if module.training and self.enabled[i]:
                 self._observe(spec, args, is_output=False)
 
         return hook
@@ -110,7 +151,7 @@ class ActivationProbe:
     def _observe(self, spec: SiteSpec, value: Any, is_output: bool) -> None:
         """Forward passes in eval mode or under no_grad (validation) are not training steps."""
         i = spec.idx
-        if not self.enabled[i] or not torch.is_grad_enabled() or not _in_forward_pass():
+        if not torch.is_grad_enabled() or not _in_forward_pass():
             return
         t = _first_tensor(value)
         discovering = self.discovering and not torch.compiler.is_compiling()
@@ -157,7 +198,7 @@ class ActivationProbe:
         i = spec.idx
         f32 = torch.float32
         if not self.full:
-            self.sums[i].add_(t.sum(dtype=f32))
+            self._sum_at[i].add_(t.sum(dtype=f32))
             return
         s = t.sum(dtype=f32)
         sq = torch.linalg.vector_norm(t, 2, dtype=f32).square()
@@ -184,8 +225,14 @@ class ActivationProbe:
     def end_step(self, sums_out: torch.Tensor) -> torch.Tensor | None:
         """Copy this step's per-site sums into ``sums_out`` and reset; return the full statistics
         (sites, ACC_WIDTH + 2) when the step was sampled."""
-        if self.discovering and not self.order:
-            self._order_by_registration()
+        if self.discovering:
+            self.compiled = not self.order  # discovery runs in eager code only
+            if self.compiled:
+                self._order_by_registration()
+            else:
+                for i, on in enumerate(self.enabled):
+                    if not on:
+                        self._detach(i)  # duplicate inputs, integer inputs, broken outputs
         self.discovering = False
         self._seen_outputs.clear()
         if not self.full:
@@ -207,6 +254,5 @@ class ActivationProbe:
             self.order[spec.idx] = len(self.order)
 
     def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        for i in list(self._handles):
+            self._detach(i)

@@ -74,6 +74,13 @@ class SiteSpec:
     module_order: int  # position of the module in model.named_modules()
 
     @property
+    def checked_every_step(self) -> bool:
+        """Whether the every-step non-finite check needs this site. Standard activation modules
+        never turn finite inputs into NaN/Inf (softmax subtracts the max, sigmoid and tanh are
+        bounded), so the site before them already tells where a non-finite value came from."""
+        return self.family not in (Family.RELU, Family.SMOOTH, Family.BOUNDED, Family.SOFTMAX)
+
+    @property
     def measures_dead_units(self) -> bool:
         return self.family in (Family.RELU, Family.INPUT)
 

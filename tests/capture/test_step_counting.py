@@ -180,3 +180,31 @@ def test_two_monitors_on_one_path_are_refused(tmp_path):
         watch(nn.Linear(2, 2), None, log=tmp_path / "r.sqlite")
     first.close()
     watch(nn.Linear(2, 2), None, log=tmp_path / "r.sqlite").close()  # free again after close
+
+
+def test_hooks_that_cannot_find_anything_are_detached_between_samples(tmp_path):
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.Sigmoid(),
+                          nn.Linear(8, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    schedule = SamplingSchedule(dense=1, max_interval=3)  # sampled: 0, 3, 6, ...
+
+    def hooked() -> int:
+        return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+    counts = []
+    with watch(model, opt, log=tmp_path / "r.sqlite", schedule=schedule) as monitor:
+        for _ in range(7):
+            x, y = _batch()
+            opt.zero_grad()
+            loss = F.mse_loss(model(x), y)
+            loss.backward()
+            opt.step()
+            monitor.step(loss)
+            counts.append(hooked())
+    # after step 0: 3 Linear outputs + the data input stay; ReLU/Sigmoid come back when sampled
+    assert counts[:4] == [4, 4, 6, 4]
+    assert hooked() == 0
+    run = open_run(tmp_path / "r.sqlite")
+    assert list(run.sample_steps) == [0, 3, 6]
+    relu = next(s.idx for s in run.sites if s.name == "1")
+    assert (run.act_stat(ActStat.CALLS)[:, relu] == 1).all()  # measured on every sampled step
