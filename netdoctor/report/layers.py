@@ -1,8 +1,8 @@
 """Per-layer health as rows: activation statistics per site, gradient norms per module.
 
 Sites come in forward order (the order data flows through the model). A module's gradient norms
-sit on the row of its first site; modules that hold parameters but were never seen running (a
-parameter on the root module, an unused branch) follow at the end.
+sit on the row of its output (its input row, "fc2 (input)", shows what flowed into it); modules
+that hold parameters but were never seen running (an unused branch) follow at the end.
 """
 
 from __future__ import annotations
@@ -48,10 +48,14 @@ def layer_table(run: RunData) -> LayerTable:
     grads = _module_grads(run) if sampled else {}
     rows: list[LayerRow] = []
     shown: set[str] = set()
+    has_output_row = {s.module for s in run.sites if s.role == "output"}
     for site in run.sites_in_forward_order():
-        # A module's gradients go on its first row only.
-        first, last = (None, None) if site.module in shown else grads.get(site.module, (None, None))
-        shown.add(site.module)
+        # A module's gradients go on its output row (or its only row), once.
+        own = site.role == "output" or site.module not in has_output_row
+        first, last = grads.get(site.module, (None, None)) if own and site.module not in shown \
+            else (None, None)
+        if own:
+            shown.add(site.module)
         stats = last_act[site.idx] if last_act is not None else None
         rows.append(
             LayerRow(

@@ -51,14 +51,14 @@ PARAMS = (
 )
 
 
-def test_gradients_on_the_first_site_and_extra_modules_last() -> None:
+def test_gradients_on_the_output_row_and_extra_modules_last() -> None:
     table = layer_table(_run(SITES, PARAMS, samples=3))
     names = [r.name for r in table.rows]
     assert names[:3] == ["enc (input)", "enc", "act"]
     assert set(names[3:]) == {"(root)", "unused"}
-    first, second, act = table.rows[:3]
-    assert (first.grad_first, first.grad_last) == (None, 2.0)  # no gradient at the first sample
-    assert (second.grad_first, second.grad_last) == (None, None)  # shown once, on the first row
+    inputs, output, act = table.rows[:3]
+    assert (output.grad_first, output.grad_last) == (None, 2.0)  # no gradient at the 1st sample
+    assert (inputs.grad_first, inputs.grad_last) == (None, None)  # shown once, on the output row
     assert act.sat_frac == 0.5
     assert all(r.act_mean is None for r in table.rows[3:])
 
