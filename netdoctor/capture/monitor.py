@@ -102,6 +102,7 @@ class Monitor:
         self._last_flush = self._start
         self._closed = False
         self._diagnoses: list[Diagnosis] | None = None
+        self._model = model
         self._hook_handles: list[Any] = []
         if optimizer is not None:
             self._hook_handles.append(optimizer.register_step_pre_hook(self._before_opt_step))
@@ -109,6 +110,10 @@ class Monitor:
         self._exit_guard = ExitGuard(self._close_at_exit)
 
     # ---- public API ----------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     @property
     def steps(self) -> int:
         """Optimizer steps closed so far."""
@@ -408,6 +413,8 @@ class Monitor:
         finally:
             for handle in self._hook_handles:
                 handle.remove()
+            if self._model.__dict__.get("_netdoctor_monitor") is self:
+                del self._model.__dict__["_netdoctor_monitor"]
             self._act.remove()
             self._writer.close(status, message)
         self._diagnoses = _diagnose(self.log_path)

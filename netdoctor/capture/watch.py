@@ -7,6 +7,7 @@ import platform
 import socket
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,7 @@ def watch(
         raise ValueError(
             f"netdoctor.watch: num_classes must be a positive int, got {num_classes!r}")
     inner = _unwrap(model)
+    _close_previous(inner)
     device = _device_of(inner)
     path = Path(log) if log is not None else _default_log(inner)
     sites, modules = plan_sites(inner)
@@ -94,8 +96,24 @@ def watch(
         "source": "watch",
     }
     writer = RunLogWriter(path, meta)
-    return Monitor(inner, optimizer, writer, sites, modules, params, device, schedule,
-                   flush_every, flush_seconds)
+    monitor = Monitor(inner, optimizer, writer, sites, modules, params, device, schedule,
+                      flush_every, flush_seconds)
+    inner.__dict__[_ATTACHED] = monitor
+    return monitor
+
+
+#: Where a model keeps its open monitor: on the model itself, so nothing global outlives it.
+_ATTACHED = "_netdoctor_monitor"
+
+
+def _close_previous(model: nn.Module) -> None:
+    """A notebook cell that calls watch() again must not stack a second set of hooks."""
+    previous = model.__dict__.get(_ATTACHED)
+    if isinstance(previous, Monitor) and not previous.closed:
+        warnings.warn(
+            f"netdoctor.watch: this model was still watched (log {previous.log_path}); "
+            "closing that monitor first", RuntimeWarning, stacklevel=3)
+        previous.close()
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

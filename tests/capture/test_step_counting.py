@@ -208,3 +208,16 @@ def test_hooks_that_cannot_find_anything_are_detached_between_samples(tmp_path):
     assert list(run.sample_steps) == [0, 3, 6]
     relu = next(s.idx for s in run.sites if s.name == "1")
     assert (run.act_stat(ActStat.CALLS)[:, relu] == 1).all()  # measured on every sampled step
+
+
+def test_watching_again_closes_the_previous_monitor(tmp_path):
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    first = watch(model, None, log=tmp_path / "a.sqlite")
+    hooks = len(model[0]._forward_hooks)
+    with pytest.warns(RuntimeWarning, match="still watched"):
+        second = watch(model, None, log=tmp_path / "b.sqlite")
+    assert first.closed and not second.closed
+    assert len(model[0]._forward_hooks) == hooks  # not stacked
+    second.close()
+    assert len(model[0]._forward_hooks) == 0
+    assert "_netdoctor_monitor" not in model.__dict__
