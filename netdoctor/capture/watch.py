@@ -17,6 +17,7 @@ from torch import nn
 from netdoctor._version import __version__
 from netdoctor.capture.monitor import Monitor
 from netdoctor.capture.param_probe import plan_params
+from netdoctor.capture.ranks import QuietMonitor, rank_and_world
 from netdoctor.capture.schedule import SamplingSchedule
 from netdoctor.capture.sites import plan_sites
 from netdoctor.runlog.writer import RunLogWriter
@@ -32,8 +33,11 @@ def watch(
     schedule: SamplingSchedule | None = None,
     flush_every: int = 64,
     flush_seconds: float = 2.0,
-) -> Monitor:
+) -> Monitor | QuietMonitor:
     """Start monitoring ``model`` (and ``optimizer``) and return the :class:`Monitor`.
+
+    Under ``torchrun``/DDP call it on every rank: rank 0 writes the log, the other ranks get a
+    :class:`~netdoctor.capture.ranks.QuietMonitor` with the same methods that records nothing.
 
     Call ``monitor.step(loss)`` after each ``optimizer.step()``, ``monitor.epoch(...)`` with the
     epoch's metrics, and ``monitor.close()`` at the end (or use ``with watch(...) as monitor:``).
@@ -66,9 +70,12 @@ def watch(
         raise ValueError(
             f"netdoctor.watch: num_classes must be a positive int, got {num_classes!r}")
     inner = _unwrap(model)
+    path = Path(log) if log is not None else _default_log(inner)
+    rank, world = rank_and_world()
+    if rank != 0:
+        return QuietMonitor(path, rank)
     _close_previous(inner)
     device = _device_of(inner)
-    path = Path(log) if log is not None else _default_log(inner)
     sites, modules = plan_sites(inner)
     params = plan_params(inner, optimizer)
     schedule = schedule or SamplingSchedule()
@@ -94,6 +101,7 @@ def watch(
         "host": socket.gethostname(),
         "argv": sys.argv,
         "source": "watch",
+        "world_size": world,
     }
     writer = RunLogWriter(path, meta)
     monitor = Monitor(inner, optimizer, writer, sites, modules, params, device, schedule,
