@@ -22,8 +22,9 @@ import pytest
 
 from netdoctor.diagnosis import Diagnosis, Fix, Severity
 from netdoctor.errors import ConfigError
+from netdoctor.runlog.run_data import ParamInfo, SiteInfo
 from netdoctor.runlog.schema import ActStat, ParamStat, RunStatus, StepField, StepFlag
-from netdoctor.runlog.writer import ParamRow, RunLogWriter, SiteRow
+from netdoctor.runlog.writer import RunLogWriter
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -66,15 +67,15 @@ def run_netdoctor(child_env: dict[str, str]) -> Callable[..., subprocess.Complet
 # ---- run logs ----------------------------------------------------------------------------------
 #: Sequential(Linear(4, 8), ReLU(), Linear(8, 2)) as the capture side describes it.
 SITES = (
-    SiteRow(0, "0", "0", "Linear", "output", "linear", 0, (16, 8)),
-    SiteRow(1, "1", "1", "ReLU", "output", "relu", 1, (16, 8)),
-    SiteRow(2, "2", "2", "Linear", "output", "linear", 2, (16, 2)),
+    SiteInfo(0, "0", "0", "Linear", "output", "linear", 0, (16, 8)),
+    SiteInfo(1, "1", "1", "ReLU", "output", "relu", 1, (16, 8)),
+    SiteInfo(2, "2", "2", "Linear", "output", "linear", 2, (16, 2)),
 )
 PARAMS = (
-    ParamRow(0, "0.weight", "0", (8, 4), 32, True, True),
-    ParamRow(1, "0.bias", "0", (8,), 8, True, True),
-    ParamRow(2, "2.weight", "2", (2, 8), 16, True, True),
-    ParamRow(3, "2.bias", "2", (2,), 2, True, True),
+    ParamInfo(0, "0.weight", "0", (8, 4), 32, True, True),
+    ParamInfo(1, "0.bias", "0", (8,), 8, True, True),
+    ParamInfo(2, "2.weight", "2", (2, 8), 16, True, True),
+    ParamInfo(3, "2.bias", "2", (2,), 2, True, True),
 )
 
 
@@ -325,6 +326,6 @@ def fake_rules(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRulesModule]:
 
 
 @pytest.fixture
-def log_parts() -> tuple[tuple[SiteRow, ...], tuple[ParamRow, ...], dict[str, Any]]:
+def log_parts() -> tuple[tuple[SiteInfo, ...], tuple[ParamInfo, ...], dict[str, Any]]:
     """(sites, params, meta) of the small MLP, for tests that drive a RunLogWriter themselves."""
     return SITES, PARAMS, default_meta()

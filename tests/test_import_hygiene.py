@@ -36,7 +36,9 @@ def test_importing_the_analysis_half(env: dict[str, str], tmp_path: Path) -> Non
     body = """
 import netdoctor, netdoctor.cli.app, netdoctor.runlog, netdoctor.report
 import netdoctor.report.text, netdoctor.report.json_report, netdoctor.report.rule_docs
-import netdoctor.diagnosis, netdoctor.errors
+import netdoctor.diagnosis, netdoctor.errors, netdoctor.gate
+import netdoctor.report.junit, netdoctor.report.markdown, netdoctor.report.github
+import netdoctor.report.check_text
 netdoctor.Diagnosis, netdoctor.Fix, netdoctor.Severity, netdoctor.__version__
 """
     assert loaded_after(body, env, tmp_path) == []
@@ -66,6 +68,13 @@ def test_inspect(env: dict[str, str], tmp_path: Path, small_log: Path) -> None:
     assert loaded_after(_run_cli(["inspect", str(small_log)]), env, tmp_path) == []
     assert loaded_after(_run_cli(["inspect", str(small_log), "--format", "json"]), env,
                         tmp_path) == []
+
+
+def test_check(env: dict[str, str], tmp_path: Path, small_log: Path) -> None:
+    assert loaded_after(_run_cli(["check", "--help"]), env, tmp_path) == []
+    args = ["check", str(small_log), "--json", str(tmp_path / "r.json"),
+            "--junit", str(tmp_path / "r.xml"), "--baseline", str(small_log)]
+    assert loaded_after(_run_cli(args), env, tmp_path) == []
 
 
 def test_rules(env: dict[str, str], tmp_path: Path) -> None:

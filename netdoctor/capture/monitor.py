@@ -28,8 +28,9 @@ from netdoctor.capture.param_probe import ParamProbe, ParamSpec
 from netdoctor.capture.schedule import SamplingSchedule
 from netdoctor.capture.sites import SiteSpec
 from netdoctor.diagnosis import Diagnosis
+from netdoctor.runlog.run_data import ParamInfo, SiteInfo
 from netdoctor.runlog.schema import GRAD_ABSENT, ActStat, ParamStat, RunStatus, StepField, StepFlag
-from netdoctor.runlog.writer import ParamRow, RunLogWriter, SiteRow
+from netdoctor.runlog.writer import RunLogWriter
 
 
 @dataclass(slots=True)
@@ -283,12 +284,12 @@ class Monitor:
             s for s in self._sites if not act.duplicate[s.idx] and not act.not_activation[s.idx]
         ]
         rows = [
-            SiteRow(new, s.name, s.module, s.module_type, s.role, s.family.value,
+            SiteInfo(new, s.name, s.module, s.module_type, s.role, s.family.value,
                     act.order.get(s.idx), act.shapes.get(s.idx))
             for new, s in enumerate(self._logged_sites)
         ]
         params = [
-            ParamRow(p.idx, p.name, p.module, tuple(p.param.shape), p.param.numel(),
+            ParamInfo(p.idx, p.name, p.module, tuple(p.param.shape), p.param.numel(),
                      p.param.requires_grad, p.in_optimizer)
             for p in self._params
         ]

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from netdoctor._version import __version__
+from netdoctor.cli.check import check_command
 from netdoctor.cli.demo import demo_command
 from netdoctor.cli.exit_codes import ExitCode
 from netdoctor.cli.inspect import inspect_command
@@ -51,6 +52,7 @@ def _root(
 
 
 app.command("inspect")(inspect_command)
+app.command("check")(check_command)
 app.command("rules")(rules_command)
 app.command("demo")(demo_command)
 

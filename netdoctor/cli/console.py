@@ -22,15 +22,26 @@ def stderr_console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
-def print_report(renderable: RenderableType) -> None:
-    """A rich report to stdout."""
-    stdout_console().print(renderable)
+def print_report(renderable: RenderableType, one_line: bool = False) -> None:
+    """A rich report to stdout; ``one_line`` text is never wrapped or cropped (a verdict)."""
+    stdout_console().print(renderable, soft_wrap=one_line)
 
 
 def write_data(text: str) -> None:
     """Machine-readable output (JSON) to stdout, byte for byte, never styled or wrapped."""
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.stdout.flush()
+
+
+def write_ci_commands(text: str) -> None:
+    """Commands for a CI runner (GitHub's ``::error::`` lines) to stderr, raw and unwrapped.
+
+    The GitHub runner reads workflow commands from stderr as from stdout, and stdout carries
+    only the report.
+    """
+    if text:
+        sys.stderr.write(text if text.endswith("\n") else text + "\n")
+        sys.stderr.flush()
 
 
 def print_error(message: str) -> None:

@@ -1,4 +1,4 @@
-"""Options shared by the commands that run rules (``inspect`` now, ``check`` later)."""
+"""Options shared by the commands that run rules (``inspect``, ``check``)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """The JSON report (design.md): ``{"run": {...}, "diagnoses": [...]}``, strict JSON.
 
+``netdoctor check --baseline`` adds a top-level ``"baseline"`` key (``BaselineComparison``'s
+``to_json``); ``run`` and ``diagnoses`` are the same with or without it.
+
 Strict means no ``NaN``/``Infinity`` tokens, which many parsers reject: a non-finite number in the
 run facts becomes null (a diverged final loss shows up as null here and as a ``nan_loss``
 diagnosis below). Diagnosis evidence follows ``Diagnosis.to_json`` ("nan", "inf" as strings).
@@ -13,20 +16,28 @@ from collections.abc import Sequence
 from typing import Any
 
 from netdoctor.diagnosis import Diagnosis
+from netdoctor.gate import BaselineComparison
 from netdoctor.report.summary import RunSummary, summarize
 from netdoctor.runlog import RunData
 
 
-def report_dict(run: RunData, diagnoses: Sequence[Diagnosis]) -> dict[str, Any]:
-    return {
+def report_dict(
+    run: RunData, diagnoses: Sequence[Diagnosis], baseline: BaselineComparison | None = None
+) -> dict[str, Any]:
+    report = {
         "run": run_dict(summarize(run)),
         "diagnoses": [d.to_json() for d in diagnoses],
     }
+    if baseline is not None:
+        report["baseline"] = baseline.to_json()
+    return report
 
 
-def render_json(run: RunData, diagnoses: Sequence[Diagnosis]) -> str:
+def render_json(
+    run: RunData, diagnoses: Sequence[Diagnosis], baseline: BaselineComparison | None = None
+) -> str:
     """The report as a JSON document (indented, one trailing newline is the caller's)."""
-    return json.dumps(report_dict(run, diagnoses), indent=2, allow_nan=False)
+    return json.dumps(report_dict(run, diagnoses, baseline), indent=2, allow_nan=False)
 
 
 def run_dict(s: RunSummary) -> dict[str, Any]:

@@ -19,42 +19,19 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from netdoctor.errors import NetdoctorError
+from netdoctor.runlog.run_data import ParamInfo, SiteInfo
 from netdoctor.runlog.schema import APPLICATION_ID, DDL, SCHEMA_VERSION, RunStatus
 
 try:  # POSIX only; elsewhere two writers on one path are not detected.
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
-
-
-@dataclass(frozen=True, slots=True)
-class SiteRow:
-    idx: int
-    name: str
-    module: str
-    module_type: str
-    role: str
-    family: str
-    forward_order: int | None
-    shape: tuple[int, ...] | None
-
-
-@dataclass(frozen=True, slots=True)
-class ParamRow:
-    idx: int
-    name: str
-    module: str
-    shape: tuple[int, ...]
-    numel: int
-    trainable: bool
-    in_optimizer: bool
 
 
 _Op = Callable[[sqlite3.Connection], None]
@@ -136,7 +113,7 @@ class RunLogWriter:
     def put_meta(self, items: dict[str, Any]) -> None:
         self._queue.put(lambda c: _put_meta(c, items))
 
-    def put_structure(self, sites: Sequence[SiteRow], params: Sequence[ParamRow]) -> None:
+    def put_structure(self, sites: Sequence[SiteInfo], params: Sequence[ParamInfo]) -> None:
         site_rows = [
             (s.idx, s.name, s.module, s.module_type, s.role, s.family, s.forward_order,
              None if s.shape is None else json.dumps(list(s.shape)))

@@ -1,0 +1,155 @@
+"""``assert_healthy``: the ``netdoctor check`` gate inside a project's own pytest suite.
+
+A unit test of a model says it runs; this says it trains: a few optimizer steps under
+``watch()``, then the rules, and an AssertionError that reads like the report when a finding is
+at or above ``fail_on``. Rule settings come from ``[tool.netdoctor]`` of the nearest
+pyproject.toml, as for ``netdoctor check``, so both gates agree; ``select`` and ``ignore`` act
+as the command-line flags do.
+
+Imports torch (it trains), so it lives beside the capture half, never inside the analysis half.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from netdoctor.diagnosis import Diagnosis
+from netdoctor.gate import FailOn
+from netdoctor.report.plain import headline, top_fix
+
+__all__ = ["assert_healthy"]
+
+
+def assert_healthy(
+    model: nn.Module,
+    loader: Iterable[Any],
+    loss_fn: Callable[[Any, Any], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    steps: int = 100,
+    *,
+    fail_on: str = "error",
+    log: str | os.PathLike[str] | None = None,
+    select: Sequence[str] | None = None,
+    ignore: Sequence[str] | None = None,
+) -> list[Diagnosis]:
+    """Train ``steps`` optimizer steps under ``watch()`` and fail when the run is unhealthy.
+
+    Args:
+        model: the model to train (left in the train/eval mode it came in).
+        loader: yields ``(x, y)`` pairs (a DataLoader, a list of batches...); it is iterated
+            again when it runs out before ``steps``. Tensors are moved to the model's device.
+        loss_fn: ``loss_fn(model(x), y)`` is the loss to minimise.
+        optimizer: the optimizer of ``model``'s parameters.
+        steps: optimizer steps to train.
+        fail_on: ``"error"`` or ``"warning"``: the lowest severity that fails.
+        log: where to keep the run log; by default it goes to a temporary directory and is
+            deleted (give a path to open it with ``netdoctor inspect`` afterwards).
+        select: run only these rule ids; ignore: skip these.
+
+    Returns:
+        Every diagnosis of the run (all below ``fail_on``), causes first.
+
+    Raises:
+        AssertionError: a diagnosis at or above ``fail_on``; the message lists the diagnoses
+            with severity, rule, step, layer, message and the most promising fix.
+    """
+    threshold = _fail_on(fail_on)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"assert_healthy: steps must be a positive int, got {steps!r}")
+    from netdoctor.cli.settings import rule_config  # also validates select/ignore up front
+
+    settings = rule_config(list(select) if select is not None else None,
+                           list(ignore) if ignore is not None else None)
+    if log is not None:
+        diagnoses = _diagnose(model, loader, loss_fn, optimizer, steps, Path(log), settings)
+        shown = str(log)
+    else:
+        with tempfile.TemporaryDirectory(prefix="netdoctor-") as tmp:
+            path = Path(tmp) / "assert_healthy.sqlite"
+            diagnoses = _diagnose(model, loader, loss_fn, optimizer, steps, path, settings)
+        shown = "deleted; pass log=PATH to keep it"
+    failing = [d for d in diagnoses if threshold.catches(d)]
+    if failing:
+        raise AssertionError(_message(diagnoses, threshold, steps, shown))
+    return diagnoses
+
+
+def _diagnose(model: nn.Module, loader: Iterable[Any], loss_fn: Callable[[Any, Any], Any],
+              optimizer: torch.optim.Optimizer, steps: int, path: Path,
+              settings: Any) -> list[Diagnosis]:
+    from netdoctor.capture import watch
+    from netdoctor.rules import run_rules
+    from netdoctor.runlog import open_run
+
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    was_training = model.training
+    model.train()  # watch() counts forward passes in train mode only
+    try:
+        with watch(model, optimizer, log=path) as monitor:
+            batches = _cycle(loader)
+            for _ in range(steps):
+                x, y = _pair(next(batches))
+                optimizer.zero_grad()
+                loss = loss_fn(model(_to(x, device)), _to(y, device))
+                loss.backward()
+                optimizer.step()
+                monitor.step(loss)
+    finally:
+        model.train(was_training)
+    return run_rules(open_run(path), settings)
+
+
+def _cycle(loader: Iterable[Any]) -> Iterator[Any]:
+    """The loader's batches, starting over when it runs out (a new epoch, reshuffled)."""
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError("assert_healthy: the loader yielded no batches")
+
+
+def _pair(batch: Any) -> tuple[Any, Any]:
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    raise TypeError(f"assert_healthy: the loader must yield (x, y) pairs, got "
+                    f"{type(batch).__name__}")
+
+
+def _to(value: Any, device: torch.device) -> Any:
+    """Tensors (also inside tuples, lists and dicts) on ``device``; anything else as it is."""
+    if isinstance(value, torch.Tensor):
+        return value if value.device == device else value.to(device)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to(v, device) for v in value)
+    if isinstance(value, dict):
+        return {k: _to(v, device) for k, v in value.items()}
+    return value
+
+
+def _fail_on(value: Any) -> FailOn:
+    try:
+        return FailOn(str(value).lower())
+    except ValueError:
+        raise ValueError(f"assert_healthy: fail_on must be 'error' or 'warning', "
+                         f"got {value!r}") from None
+
+
+def _message(diagnoses: list[Diagnosis], threshold: FailOn, steps: int, log: str) -> str:
+    failing = sum(threshold.catches(d) for d in diagnoses)
+    lines = [f"netdoctor: {failing} of {len(diagnoses)} diagnoses at or above "
+             f"{threshold.value} after {steps} steps (run log: {log})"]
+    for d in diagnoses:
+        lines.append(f"  {headline(d)}: {d.message}")
+        fix = top_fix(d)
+        if fix is not None:
+            lines.append(f"    fix: {fix}")
+    return "\n".join(lines)
