@@ -1,11 +1,15 @@
 """``exploding_gradients``: the gradient norm grows geometrically, or the first layer's is huge.
 
-Five pieces of evidence, each scale-free, the most telling first: (1) the windowed median of the
+Six pieces of evidence, each scale-free, the most telling first: (1) the windowed median of the
 grad norm rose check after check, ×2 per check on average, while the loss did not fall, (2) the
-grad norm grew tenfold or more just before the run went NaN, (3) it leapt a thousandfold and the
-loss never recovered, (4) the loss rose a thousandfold, (5) the first layer's RMS gradient stayed
-more than 70 times the last layer's while training was unhealthy. When the run ended in NaN, this
-is the root cause and the NaN is folded into the evidence; ``nan_loss`` is ordered after it.
+grad norm grew tenfold or more just before the run went NaN, (3) it leapt a thousandfold over its
+recent median and the loss never recovered, (4) it leapt a thousandfold over the whole run's
+median, often in the very first steps, and did lasting damage (the loss stayed up, or the update
+threw a weight matrix far past its initialisation scale, after which saturated or dead units pass
+no gradient), (5) the loss rose a thousandfold, (6) the first layer's RMS gradient stayed more
+than 70 times the last layer's while training was unhealthy. When the run ended in NaN, this is
+the root cause and the NaN is folded into the evidence; ``nan_loss`` is ordered after it, and so
+are the vanishing gradients and the underfitting that an early explosion leaves behind.
 """
 
 from __future__ import annotations
@@ -18,12 +22,15 @@ import numpy as np
 
 from netdoctor.diagnosis import Diagnosis, Fix, Severity
 from netdoctor.rules.base import Rule, RuleDoc, Threshold
-from netdoctor.rules.explosion import blowup, growth, into_nonfinite, jump, layer_ratio
+from netdoctor.rules.explosion import blowup, growth, into_nonfinite, jump, layer_ratio, spike
 from netdoctor.rules.facts import (
     MIN_STEPS,
     RECURRENT_TYPES,
+    THROWN_SCALE,
+    THROWN_UPDATE,
     fmt,
     has_recurrent,
+    input_rms,
     layer_rms,
     lr_at,
     sites_of_type,
@@ -45,6 +52,7 @@ def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
         growth(run, th, end, loss) if trends else None,
         into_nonfinite(run, th, onset),
         jump(run, th, end, loss) if trends else None,
+        spike(run, th, end, loss) if trends else None,
         blowup(run, th, end, loss) if trends else None,
         layer_ratio(run, th, end, loss) if trends else None,
     ]
@@ -69,15 +77,24 @@ def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
         lr=None if math.isnan(lr) else lr,
         nonfinite_step=None if onset is None else onset.step,
     )
+    scale = input_rms(run)
+    raw = scale is not None and scale >= th["input_scale"]
+    evidence.update(input_rms=scale)
     fixes = _fixes(recurrent, ratio_only=primary.criterion == "layer_ratio")
+    if raw:  # the gradient is as large as the inputs: scale them, then the lr can stay sane
+        fixes = [_normalize(scale or 0.0), *(f for f in fixes if f.id != "normalize_inputs")]
     tail = "" if math.isnan(lr) else f" (lr {fmt(lr)})"
     if onset is not None and primary.criterion != "into_nonfinite":  # fold the NaN in
         tail += f", then the {onset.source} became non-finite at step {onset.step}"
-    advice = (
-        "add batchnorm or use Xavier init, and clip gradients"
-        if fixes[0].id == "batchnorm"
-        else "clip gradients (clip_grad_norm_, max_norm=1.0) and lower the learning rate"
-    )
+    if raw:
+        advice = (
+            f"the inputs are not normalised (RMS {fmt(scale or 0.0)}): standardise them (and a "
+            "regression's targets), lower the learning rate and clip gradients"
+        )
+    elif fixes[0].id == "batchnorm":
+        advice = "add batchnorm or use Xavier init, and clip gradients"
+    else:
+        advice = "clip gradients (clip_grad_norm_, max_norm=1.0) and lower the learning rate"
     message = f"{primary.text}{tail}: {advice}"
     return [Diagnosis(RULE_ID, Severity.ERROR, step, layer, message, evidence, tuple(fixes))]
 
@@ -99,6 +116,16 @@ def _grown_layer(run: RunData, before_step: int | None) -> str | None:
         if values.size >= 2 and values[-1] / values[0] > best_growth:
             best, best_growth = module, float(values[-1] / values[0])
     return best
+
+
+def _normalize(scale: float) -> Fix:
+    return fix(
+        "normalize_inputs",
+        f"standardise the inputs (their RMS is {fmt(scale)}, not about 1) with the training-set "
+        "statistics, x = (x - mean) / std, and for a regression the targets too, y = (y - "
+        "y_mean) / y_std (predict y * y_std + y_mean): gradients scale with the inputs and the "
+        "loss, so raw columns in the thousands make any usual learning rate diverge",
+    )
 
 
 def _fixes(recurrent: bool, ratio_only: bool) -> list[Fix]:
@@ -154,7 +181,8 @@ RULE = Rule(
         Threshold(
             "spike",
             1000.0,
-            "grad norm over its recent median that counts as a jump",
+            "grad norm over its recent median that counts as a jump, and over the whole run's "
+            "median that counts as a one-off leap",
             "Pascanu et al. 2013 (gradient spikes); AUTOTRAINER's 1e3 magnitude",
         ),
         Threshold(
@@ -162,6 +190,25 @@ RULE = Rule(
             10.0,
             "loss after a jump over the loss before it, for the jump to count (no recovery)",
             "netdoctor",
+        ),
+        Threshold(
+            "thrown_update",
+            THROWN_UPDATE,
+            "‖ΔW‖/‖W‖ of one update from which it replaced the weight matrix (with thrown_scale, "
+            "the damage a one-off leap must leave)",
+            "cs231n (≈1e-3 is healthy); TheDeepChecker (TOSEM'22): upper bound 1e-1",
+        ),
+        Threshold(
+            "thrown_scale",
+            THROWN_SCALE,
+            "RMS of a weight matrix over He's sqrt(2/fan_in) after such an update",
+            "DeepDiagnosis (ICSE'22): weight variance outside [1e-5, 10]; netdoctor margin",
+        ),
+        Threshold(
+            "input_scale",
+            10.0,
+            "RMS of the model's input from which normalising the inputs leads the fixes",
+            "UMLAUT (CHI'21) / DeepDiagnosis (ICSE'22): inputs within ±1; netdoctor margin",
         ),
         Threshold(
             "loss_blowup",
@@ -182,13 +229,16 @@ RULE = Rule(
             "netdoctor",
         ),
     ),
-    fixes=("grad_clipping", "lower_lr", "batchnorm", "xavier_init"),
+    fixes=("grad_clipping", "lower_lr", "batchnorm", "xavier_init", "normalize_inputs"),
     doc=RuleDoc(
         what=(
             "Gradients that grow geometrically during training: the total gradient norm doubles "
             "check after check (windowed medians, so single spikes do not count) while the loss "
             "does not fall; or it grows tenfold just before the run turns NaN; or it leaps a "
-            "thousandfold and the loss never recovers; or the loss climbs a thousandfold; or "
+            "thousandfold over its recent median and the loss never recovers; or it leaps a "
+            "thousandfold over the whole run's median (often in the first steps) and the loss "
+            "stays up or the update throws a weight matrix 10x past He's scale; or the loss "
+            "climbs a thousandfold; or "
             "the first layer's RMS gradient stays 70x the last layer's while "
             "training is unhealthy (grad norm growing tenfold, or loss rising)."
         ),
@@ -202,6 +252,7 @@ RULE = Rule(
         how_to_fix=(
             "Clip the gradient: by norm (scale the whole gradient down when its norm passes a "
             "threshold, usually 1 to 10) or by value (cap each entry). Lower the learning rate. "
+            "Standardise raw inputs (and a regression's targets): gradients scale with them. "
             "Initialise with Xavier/He so each layer keeps the gradient's size, and add "
             "batchnorm to keep each layer's inputs in range."
         ),

@@ -13,7 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from netdoctor.rules.facts import fmt, layer_rms, step_of
+from netdoctor.rules.facts import (
+    ThrownWeight,
+    fmt,
+    layer_rms,
+    step_of,
+    thrown_weights,
+)
 from netdoctor.rules.onset import NonFiniteOnset, trend_before
 from netdoctor.rules.series import (
     GrowthSpan,
@@ -152,6 +158,126 @@ def jump(run: RunData, th: Mapping[str, float], end: int, loss: np.ndarray) -> F
         }
         return Finding("jump", at, text, evidence)
     return None
+
+
+def spike(run: RunData, th: Mapping[str, float], end: int, loss: np.ndarray) -> Finding | None:
+    """A one-off leap of the grad norm ``spike`` times the run's median, that did lasting damage.
+
+    Catches what ``jump`` cannot: an explosion in the first steps, before there is a recent
+    median to compare with, after which the units it saturated or killed pass little or no
+    gradient (so every later step looks quiet). The yardstick is the rest of the run. The leap
+    must come or go abruptly (×``spike`` against the step before or after it: a smooth decay
+    from a large start does not), and it must have done damage: the loss stayed ×``loss_jump``
+    above the loss before it, or the update threw a weight matrix far past any initialisation
+    scale (‖ΔW‖/‖W‖ ≥ 0.5 and an RMS ≥ 10× He's), or a layer that had a gradient up to the leap
+    has had exactly none since (its units died or saturated). A batch the run shrugs off does
+    none of these.
+    """
+    norms = run.grad_norm[:end]
+    ok = np.isfinite(norms) & (norms > 0)
+    if np.count_nonzero(ok) < 10:
+        return None
+    median = float(np.median(norms[ok]))
+    high = ok & (norms >= th["spike"] * median)
+    window = int(th["nan_window"])
+    i = 0
+    for _ in range(100):  # a bounded number of separate leaps
+        hits = np.nonzero(high[i:])[0]
+        if not hits.size:
+            return None
+        i0 = i + int(hits[0])
+        j = i0
+        while j < end and high[j]:
+            j += 1
+        i = j
+        peak = i0 + int(np.argmax(norms[i0:j]))
+        rise = i0 > 0 and ok[i0 - 1] and norms[i0] >= th["spike"] * norms[i0 - 1]
+        fall = j < end and ok[j] and norms[peak] >= th["spike"] * norms[j]
+        if j - i0 > window or not (rise or fall):
+            continue
+        before = finite(loss[max(0, i0 - window) : i0] if i0 > 0 else loss[:1])
+        after = finite(loss[j : j + window])
+        held = (
+            before.size > 0
+            and after.size >= 3
+            and float(np.median(before)) > 0
+            and float(np.median(after)) >= th["loss_jump"] * float(np.median(before))
+        )
+        thrown = thrown_weights(
+            run, step_of(run, i0), step_of(run, j - 1), th["thrown_update"], th["thrown_scale"]
+        )
+        silenced = _silenced(run, step_of(run, j - 1))
+        if held or thrown or silenced:
+            found = _spike_finding(run, i0, peak, median, before, after, held, thrown)
+            if silenced and not thrown:
+                text = f"{found.text}; {silenced} has had no gradient at all since"
+                evidence = {**found.evidence, "silenced_layer": silenced}
+                return Finding(found.criterion, found.step, text, evidence, silenced)
+            return found
+    return None
+
+
+def _silenced(run: RunData, last_step: int) -> str | None:
+    """First layer (forward order) with a gradient up to ``last_step`` and exactly none after.
+
+    "None" means an RMS of exactly zero on most sampled steps after it: every unit of the layer
+    is dead or saturated, which no healthy run does to a whole layer.
+    """
+    layers = layer_rms(run)
+    upto, later = layers.steps <= last_step, layers.steps > last_step
+    if not upto.any() or np.count_nonzero(later) < 3:
+        return None
+    for col, module in enumerate(layers.modules):
+        before, after = layers.rms[upto, col], layers.rms[later, col]
+        after = after[np.isfinite(after)]
+        if not np.any(np.isfinite(before) & (before > 0)) or after.size < 3:
+            continue
+        if float(np.mean(after == 0)) >= 0.6:
+            return module
+    return None
+
+
+def _spike_finding(
+    run: RunData,
+    i0: int,
+    peak: int,
+    median: float,
+    before: np.ndarray,
+    after: np.ndarray,
+    held: bool,
+    thrown: list[ThrownWeight],
+) -> Finding:
+    at, top = step_of(run, i0), float(run.grad_norm[peak])
+    text = (
+        f"grad norm leapt to {fmt(top)} at step {step_of(run, peak)}, ×{fmt(top / median)} the "
+        f"run's median {fmt(median)}"
+    )
+    evidence: dict[str, Any] = {
+        "spike_step": at,
+        "spike_peak_step": step_of(run, peak),
+        "spike_grad_norm": top,
+        "spike_factor": top / median,
+        "run_median_grad_norm": median,
+    }
+    if thrown:
+        w = thrown[0]
+        text += (
+            f", and the update at step {w.step} threw {w.param} to ×{fmt(w.scale)} He's "
+            f"initialisation scale (‖ΔW‖/‖W‖ {fmt(w.update_ratio)})"
+        )
+        evidence.update(
+            thrown_param=w.param,
+            thrown_step=w.step,
+            thrown_scale=w.scale,
+            thrown_update_ratio=w.update_ratio,
+            thrown_params=[t.param for t in thrown][:10],
+        )
+    if held:
+        l0, l1 = float(np.median(before)), float(np.median(after))
+        text += f"{';' if thrown else ','} the loss stayed ×{fmt(l1 / l0)} higher afterwards"
+        evidence.update(loss_before=l0, loss_after=l1)
+    layer = thrown[0].module if thrown else None
+    return Finding("spike", at, text, evidence, layer)
 
 
 def blowup(run: RunData, th: Mapping[str, float], end: int, loss: np.ndarray) -> Finding | None:

@@ -25,6 +25,7 @@ from netdoctor.rules.onset import (
     nonfinite_onset,
     trend_before,
 )
+from netdoctor.rules.series import finite
 from netdoctor.runlog.run_data import RunData
 from netdoctor.runlog.schema import ActStat, ParamStat
 
@@ -61,7 +62,9 @@ def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
     }
     where = _where(onset.source, site, param, module)
     explosion = trend if exploded else None
-    message, fixes = _explain(onset, where, explosion, trend, loss, lr, window, module)
+    rose = _loss_rose(run, onset.index, window)
+    evidence["loss_rose_before"] = rose
+    message, fixes = _explain(onset, where, explosion, trend, loss, lr, window, module, rose)
     return [
         Diagnosis(
             RULE_ID,
@@ -84,8 +87,16 @@ def _explain(
     lr: float,
     window: int,
     module: str | None,
+    rose: bool,
 ) -> tuple[str, list[Fix]]:
-    """The message and the fixes, ranked for where the NaN came from and what preceded it."""
+    """The message and the fixes, ranked for where the NaN came from and what preceded it.
+
+    Input: fix the data. After an explosion, wherever it surfaced (an overflowing loss too):
+    clip and lower the learning rate. The loss alone, with no explosion: a log/division in it.
+    An activation with no explosion and a loss that was not climbing: the numerics of that
+    layer (a division by a std, a log, a sqrt without an epsilon) lead; a climbing loss points
+    at the learning rate instead.
+    """
     s = onset.step
     lr_text = "" if math.isnan(lr) else f", lr {fmt(lr)}"
     trend_text = (
@@ -97,7 +108,7 @@ def _explain(
             "with torch.isfinite(x).all() and normalise it"
         )
         return message, [fix("normalize_inputs", _INPUT_FIX), fix("lower_lr")]
-    if onset.source == "loss":
+    if onset.source == "loss" and explosion is None:
         before = trend_text or "too early for a grad-norm trend"
         message = (
             f"loss became {fmt(loss)} at step {s} while every activation was finite, so a log, "
@@ -115,12 +126,31 @@ def _explain(
         )
         return message, [fix("grad_clipping"), fix("lower_lr")]
     context = ", ".join(p for p in (f"loss {fmt(loss)}", trend_text, lr_text[2:]) if p)
+    if onset.source == "activation" and not rose:  # no explosion, no climb: the numerics
+        place = f"the forward of {module}" if module else "the layer that produced it"
+        message = (
+            f"{where} became non-finite at step {s} ({context}) with no explosion before it and "
+            f"a loss that was not climbing: look in {place} for a division, log or sqrt without "
+            "an epsilon (e.g. dividing by a batch std that can be 0), then lower the learning "
+            "rate if it persists"
+        )
+        return message, [_eps_fix(module), fix("lower_lr"), fix("grad_clipping")]
     message = (
         f"{where} became non-finite at step {s} ({context}): lower the learning rate, clip "
         "gradients, and look for a log, sqrt or division without an epsilon"
         + (f" in {module}" if module else "")
     )
     return message, [fix("lower_lr"), fix("grad_clipping"), _eps_fix(module)]
+
+
+def _loss_rose(run: RunData, index: int, window: int) -> bool:
+    """Whether the loss climbed to twice its level over the ``window`` steps before ``index``."""
+    kept = finite(valid_loss(run)[max(0, index - window) : index])
+    if kept.size < 4:
+        return False
+    half = kept.size // 2
+    start, end = float(np.median(kept[:half])), float(np.max(kept[half:]))
+    return start > 0 and end >= 2 * start
 
 
 _INPUT_FIX = (
@@ -134,7 +164,9 @@ def _eps_fix(module: str | None) -> Fix:
     return fix(
         "stable_loss",
         f"look in {place} for a log, sqrt or division of a value that can reach zero and guard "
-        "it: torch.log(x.clamp_min(1e-8)); compute losses from logits with nn.CrossEntropyLoss",
+        "it with an epsilon: (h - mean) / (h.std(0) + 1e-5), torch.log(x.clamp_min(1e-8)), "
+        "torch.sqrt(x + 1e-8); or use the built-in layer (nn.BatchNorm1d, nn.LayerNorm) and "
+        "compute losses from logits with nn.CrossEntropyLoss",
     )
 
 
@@ -230,7 +262,10 @@ RULE = Rule(
             "If the loss alone went non-finite, compute it from logits with a fused loss "
             "(nn.CrossEntropyLoss, nn.BCEWithLogitsLoss) and add an epsilon to any log or "
             "division. If the gradient norm grew before it, clip gradients and lower the "
-            "learning rate. If the input was already non-finite, clean and normalise the data."
+            "learning rate. If a layer's output went non-finite with no explosion and no "
+            "climbing loss before it, guard the division, log or sqrt in that layer with an "
+            "epsilon (a home-made normalisation dividing by a batch std that can be 0). If the "
+            "input was already non-finite, clean and normalise the data."
         ),
         example=(
             "probs = torch.softmax(logits, 1); loss = -torch.log(probs[range(n), y]).mean()  "

@@ -3,6 +3,9 @@
 Judged per evaluation (epoch), against the best validation value so far, as early stopping
 does: validation must have stopped improving for ``patience`` evaluations, and the worsening
 must exceed both a relative margin and the series' own noise, so a wiggling val curve is quiet.
+Overfitting also means validation ends worse than training (a val loss below the train loss is
+not it), and the rise must hold on each of the last evaluations: a val curve that jumps around
+a lucky low point is instability (often a learning rate too high), not memorisation.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from netdoctor.diagnosis import Diagnosis, Severity
 from netdoctor.rules.base import Rule, RuleDoc, Threshold
 from netdoctor.rules.facts import fmt
 from netdoctor.rules.fixes import fix
-from netdoctor.rules.series import robust_noise
+from netdoctor.rules.series import jump_noise, robust_noise
 from netdoctor.runlog.run_data import RunData
 
 RULE_ID = "overfitting"
@@ -87,13 +90,17 @@ def _by_loss(c: _Curves, th: Mapping[str, float], patience: int) -> _Found | Non
         return None
     v_best, v_now = float(c.val[best]), float(np.median(c.val[-patience:]))
     rise = (v_now - v_best) / abs(v_best) if v_best else math.inf
-    noise = robust_noise(c.val)
+    noise = max(robust_noise(c.val), jump_noise(c.val))
     gap_best, gap_now = v_best - t_best, v_now - t_last
+    if gap_now <= 0:  # validation no worse than training: not memorising the training set
+        return None
     rel_gap = float(gap_now / abs(t_last)) if t_last else math.inf
     # the worsening must beat the noise, and matter on the scale of the whole curve (a val loss
     # of 1e-6 that doubles on a solved task is not overfitting)
     least = max(NOISE_SIGMAS * noise, SCALE_SHARE * float(np.max(np.abs(c.val))))
-    rising = rise >= th["min_rise"] and v_now - v_best >= least
+    recent = c.val[-patience:]
+    held = bool(np.all(recent - v_best >= least / 2))  # every recent evaluation, not one
+    rising = rise >= th["min_rise"] and v_now - v_best >= least and held
     widening = (
         rel_gap >= th["gap"]
         and gap_now - gap_best >= th["gap_widening"] * abs(v_best)
@@ -122,8 +129,8 @@ def _by_loss(c: _Curves, th: Mapping[str, float], patience: int) -> _Found | Non
     if rising:
         head = (
             f"val_loss rose from {fmt(v_best)} at epoch {e_best} to {fmt(float(c.val[-1]))} at "
-            f"epoch {e_last} (last {patience} evaluations {rise * 100:+.0f} % above the best) "
-            f"while {trained}"
+            f"epoch {e_last} (the median of the last {patience} evaluations, {fmt(v_now)}, is "
+            f"{rise * 100:.0f} % above that best) while {trained}"
         )
     else:
         head = (
@@ -146,7 +153,7 @@ def _by_accuracy(c: _Curves, th: Mapping[str, float], patience: int) -> _Found |
     t_now, v_now = float(np.median(train[-patience:])), float(np.median(val[-patience:]))
     gap_now, gap_best = t_now - v_now, float(train[best] - val[best])
     limit = th["acc_gap"]
-    noise = robust_noise(val)
+    noise = max(robust_noise(val), jump_noise(val))
     if gap_now < limit or gap_now - gap_best < max(limit / 2, NOISE_SIGMAS * noise):
         return None
     e_best = int(c.epochs[best])
@@ -214,9 +221,11 @@ RULE = Rule(
     doc=RuleDoc(
         what=(
             "The validation loss stopped improving for `patience` evaluations and then rose "
-            "clearly (by `min_rise` and beyond its own noise) while the train loss kept falling; "
-            "or it stalled while the val−train gap widened; or train accuracy pulled away from "
-            "a stalled val accuracy. Needs validation metrics (monitor.epoch(val_loss=...))."
+            "clearly (by `min_rise` and beyond its own noise, on each of the last evaluations) "
+            "while the train loss kept falling; or it stalled while the val−train gap widened; "
+            "either way ending above the train loss. Or train accuracy pulled away from a "
+            "stalled val accuracy. A val curve that jumps around a lucky low is noise, not a "
+            "rise. Needs validation metrics (monitor.epoch(val_loss=...))."
         ),
         why=(
             "The validation set measures generalisation: data the weights were never fitted on. "

@@ -170,6 +170,22 @@ def robust_noise(values: np.ndarray) -> float:
     return float(np.median(np.abs(kept - median3(kept)))) / 0.3145
 
 
+def jump_noise(values: np.ndarray) -> float:
+    """Typical size (a σ) of the noise of a short, jumpy curve, from its second differences.
+
+    A straight or gently bending trend has second differences near zero, so it counts as no
+    noise, while a curve that jumps up and down has large ones. Needed beside ``robust_noise``
+    for a handful of evaluations: there a running median of three follows two wild points and
+    reads them as trend. For Gaussian noise a second difference has σ·sqrt(6), and the median
+    absolute value of a Gaussian is 0.6745 σ, hence the scale.
+    """
+    kept = finite(values)
+    if kept.size < 4:
+        return 0.0
+    second = np.diff(kept, 2)
+    return float(np.median(np.abs(second))) / (0.6745 * math.sqrt(6.0))
+
+
 def share(mask: np.ndarray, valid: np.ndarray) -> tuple[float, int]:
     """Fraction of the ``valid`` entries where ``mask`` holds, and how many were valid."""
     n = int(np.count_nonzero(valid))

@@ -2,7 +2,10 @@
 
 Judged on RMS gradients (norm / sqrt(numel)) so layer sizes do not matter, relative to the last
 layer so the loss scale does not matter, and on most sampled steps so one quiet step does not
-count. Embedding tables are left out: their gradients are sparse by design.
+count. Embedding tables are left out: their gradients are sparse by design. When one huge update
+threw a weight matrix far past its initialisation scale before the gradients vanished, the units
+it feeds are saturated or dead because of that explosion: the advice is then the explosion's
+(lower the learning rate, clip gradients), and the engine lists this after exploding_gradients.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from netdoctor.rules.facts import (
     layer_rms,
     sites_by_module,
     sites_of_type,
+    thrown_weights,
 )
 from netdoctor.rules.fixes import fix
 from netdoctor.rules.series import share
@@ -80,7 +84,23 @@ def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
     }
     recurrent = kinds[module].module_type in RECURRENT_TYPES if module in kinds else False
     fixes, advice = _fixes(bool(bounded), zero and relu, scale, recurrent)
-    size = "is exactly zero" if zero else f"fell to {fmt(rms)}"
+    thrown = thrown_weights(run, 0, step)
+    if thrown:  # an explosion threw the weights and left the units saturated or dead
+        t = thrown[0]
+        evidence.update(thrown_param=t.param, thrown_step=t.step, thrown_scale=t.scale)
+        fixes = [fix("lower_lr"), fix("grad_clipping"), *(f for f in fixes if f.id != "lower_lr")]
+        advice = (
+            f"one update at step {t.step} threw {t.param} to ×{fmt(t.scale)} He's scale and the "
+            "units it feeds have saturated or died since: that explosion is the cause, so lower "
+            "the learning rate and clip gradients"
+        )
+    size = (
+        "is exactly zero"
+        if zero
+        else "is mostly exactly zero"
+        if rms == 0
+        else f"fell to {fmt(rms)}"
+    )
     message = (
         f"RMS gradient of {module} {size} (last layer {layers.modules[-1]} {fmt(last_rms)}, "
         f"ratio {fmt(ratio)}) on {n_hit} of {n_valid} sampled steps from step {step}: {advice}"
@@ -185,7 +205,16 @@ RULE = Rule(
         ),
         Threshold("min_samples", 3.0, "sampled steps needed before judging", "netdoctor"),
     ),
-    fixes=("relu_activation", "he_init", "batchnorm", "residual_connections", "leaky_relu"),
+    fixes=(
+        "relu_activation",
+        "he_init",
+        "batchnorm",
+        "residual_connections",
+        "leaky_relu",
+        "xavier_init",
+        "lower_lr",
+        "grad_clipping",
+    ),
     doc=RuleDoc(
         what=(
             "A layer whose RMS gradient stays orders of magnitude below the last layer's "
@@ -203,7 +232,10 @@ RULE = Rule(
             "Use non-saturating activations (ReLU, LeakyReLU, ELU) in hidden layers; initialise "
             "with He init for ReLU or Xavier/Glorot for tanh/sigmoid so each layer keeps the "
             "signal's variance; add batch normalisation; in very deep networks add residual "
-            "(skip) connections so the gradient has a short path back to the first layers."
+            "(skip) connections so the gradient has a short path back to the first layers. If "
+            "the gradient vanished right after one huge update threw the weights (an early "
+            "explosion saturated or killed the units), lower the learning rate and clip "
+            "gradients instead."
         ),
         example=(
             "nn.Sequential(*[nn.Sequential(nn.Linear(64, 64), nn.Sigmoid()) for _ in range(10)])"

@@ -63,6 +63,8 @@ def make_run(
     layers: Sequence[Layer] = (),
     layer_rms: np.ndarray | None = None,
     weight_rms: np.ndarray | None = None,
+    update_rms: np.ndarray | float | None = None,
+    input_scale: float | None = None,
     sample_every: int = 10,
     sample_steps: Iterable[int] | None = None,
     grad_nonfinite: Iterable[int] = (),
@@ -72,15 +74,20 @@ def make_run(
     epoch_steps: Sequence[int] | None = None,
     events: Sequence[Event] = (),
     task: Mapping[str, Any] | None = None,
+    optimizer: Mapping[str, Any] | None = None,
     status: str = "finished",
     writer_alive: bool = False,
 ) -> RunData:
     """A run of ``n_steps`` optimizer steps (default: the length of ``loss``).
 
     ``layer_rms`` is (samples, layers-with-weights) RMS gradients on the sampled steps; the
-    factory stores the norms (RMS × sqrt(numel)) as the capture side does. Non-finite losses get
-    LOSS_NONFINITE; rows in ``grad_nonfinite``/``act_nonfinite`` get their flags (and a NaN grad
-    norm); ``epochs`` are metric dicts, spread evenly over the steps unless ``epoch_steps``.
+    factory stores the norms (RMS × sqrt(numel)) as the capture side does, and likewise for
+    ``weight_rms`` (default: He's scale) and ``update_rms`` (the optimizer's change per step;
+    default: not measured). ``input_scale`` adds an input site before the first layer whose
+    values have that standard deviation; ``optimizer`` goes to the meta as ``watch`` writes it.
+    Non-finite losses get LOSS_NONFINITE; rows in ``grad_nonfinite``/``act_nonfinite`` get their
+    flags (and a NaN grad norm); ``epochs`` are metric dicts, spread evenly over the steps unless
+    ``epoch_steps``.
     """
     loss_arr = None if loss is None else np.asarray(list(loss), dtype=np.float64)
     n = n_steps if n_steps is not None else (0 if loss_arr is None else loss_arr.size)
@@ -114,11 +121,24 @@ def make_run(
             layer.module_type,
             "output",
             layer.family,
-            i,
+            i + 1,
             layer.out_shape,
         )
         for i, layer in enumerate(layers)
     )
+    if input_scale is not None and layers:
+        first = layers[0]
+        inp = SiteInfo(
+            len(sites),
+            f"{first.module} (input)",
+            first.module,
+            first.module_type,
+            "input",
+            "input",
+            0,
+            None,
+        )
+        sites = (*sites, inp)
     weighted = [(layer.module, layer.weight) for layer in layers if layer.weight is not None]
     params = tuple(
         ParamInfo(i, f"{module}.weight", module, shape, int(np.prod(shape)), True, True)
@@ -133,6 +153,7 @@ def make_run(
     m = sampled.size
     act_arr = np.zeros((m, len(sites), len(ActStat)), dtype=np.float32)
     act_arr[:, :, ActStat.CALLS] = 1
+    act_arr[:, :, ActStat.STD] = 1.0  # activations that vary across the batch, as they do
     param_arr = np.zeros((m, len(params), len(ParamStat)), dtype=np.float32)
     param_arr[:, :, ParamStat.HAS_GRAD] = 1
     numel = np.array([p.numel for p in params], dtype=np.float64)
@@ -144,7 +165,11 @@ def make_run(
     else:
         w_rms = np.asarray(weight_rms)
     param_arr[:, :, ParamStat.WEIGHT_NORM] = w_rms * np.sqrt(numel)
-    param_arr[:, :, ParamStat.UPDATE_NORM] = math.nan
+    param_arr[:, :, ParamStat.UPDATE_NORM] = (
+        math.nan if update_rms is None else np.asarray(update_rms) * np.sqrt(numel)
+    )
+    if input_scale is not None and layers:
+        act_arr[:, -1, ActStat.STD] = input_scale
     flags[sampled[sampled < n]] |= StepFlag.SAMPLED
     steps[:, StepField.FLAGS] = flags
 
@@ -162,6 +187,8 @@ def make_run(
     meta: dict[str, Any] = {"status": status, "_writer_alive": writer_alive}
     if task is not None:
         meta["task"] = dict(task)
+    if optimizer is not None:
+        meta["optimizer"] = dict(optimizer)
     return RunData(
         path="<synthetic>",
         meta=meta,

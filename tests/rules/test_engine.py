@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 
 from netdoctor.diagnosis import Diagnosis, Severity
@@ -12,7 +13,7 @@ from netdoctor.errors import ConfigError
 from netdoctor.rules import RuleConfig, all_rules, registry, run_rules
 from netdoctor.rules.engine import sort_diagnoses
 
-from .factory import make_run, noisy_decay
+from .factory import make_run, mlp, noisy_decay
 from .test_nonfinite import exploded_run
 from .test_underfitting import flat
 
@@ -97,3 +98,36 @@ def test_empty_run_is_quiet():
 def test_a_failed_rule_note_is_not_treated_as_a_cause():
     found = [_d("nan_loss", Severity.ERROR, 170), _d("exploding_gradients", Severity.INFO, None)]
     assert [d.rule for d in sort_diagnoses(found)] == ["nan_loss", "exploding_gradients"]
+
+
+def test_an_early_explosion_is_listed_before_what_it_left_behind():
+    # IRNN without clipping: the step-1 update throws the weights, the units die, the loss
+    # stays far above where it started; vanishing and underfitting follow, with its advice
+    n, m = 128, 20
+    grad = np.exp(np.random.default_rng(0).normal(0, 0.2, n)) * 50
+    grad[1] = 6e9
+    loss = np.concatenate(([1.415, 3.5e7], np.geomspace(1.4e4, 93, n - 2)))
+    he = np.sqrt(2 / 64)
+    weight, update = np.full((m, 3), he), np.full((m, 3), 1e-3 * he)
+    weight[1:, 0], update[1, 0], update[2:, 0] = 5e6 * he, 5e6 * he, 0.0
+    rms = np.tile([0.0, 1e-1, 1.0], (m, 1))
+    rms[:2, 0] = 1e4
+    run = make_run(
+        loss,
+        grad_norm=grad,
+        lr=0.01,
+        layers=mlp(3),
+        layer_rms=rms,
+        weight_rms=weight,
+        update_rms=update,
+        sample_steps=range(m),
+        task={"chance_loss": 0.164},
+    )
+    found = run_rules(run)
+    assert [d.rule for d in found] == ["exploding_gradients", "vanishing_gradients", "underfitting"]
+    boom, *after = found
+    assert boom.step == 1 and boom.layer == "layers.0" and "spike" in boom.evidence["criteria"]
+    for d in after:
+        assert d.evidence["caused_by"] in ("exploding_gradients", "vanishing_gradients")
+        ids = [f.id for f in d.fixes]
+        assert ids[0] == "lower_lr" and "raise_lr" not in ids and "train_longer" not in ids

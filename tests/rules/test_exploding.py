@@ -167,3 +167,116 @@ def test_large_first_layer_ratio_with_a_flat_loss_is_not_an_explosion():
     rms = np.tile([1.0, 0.1, 0.005], (m, 1))
     loss = 2.3 * np.exp(np.random.default_rng(0).normal(0, 0.02, n))  # not learning: underfitting
     assert check(make_run(loss, grad_norm=np.full(n, 1.0), layers=mlp(3), layer_rms=rms)) == []
+
+
+# ---- one-off leaps in the first steps, judged against the whole run ----------------------------
+HE_64 = np.sqrt(2 / 64)  # He's scale for a 64-wide layer (the factory's default weights)
+
+
+def thrown_at(step: int, m: int = 20, layers: int = 3, scale: float = 1e4) -> dict:
+    """Weight and update RMS per sample: the update at ``step`` replaced every matrix."""
+    weight = np.full((m, layers), HE_64)
+    update = np.full((m, layers), 1e-3 * HE_64)
+    weight[step:] = scale * HE_64  # thrown, and it stays there
+    update[step] = scale * HE_64
+    update[step + 1 :] = 0.0  # the units it feeds are dead or saturated: no more updates
+    return {"weight_rms": weight, "update_rms": update, "sample_steps": range(m)}
+
+
+def early_spike_run(at: int = 0, loss=None, weights=True, layers=None):
+    n = 160
+    rng = np.random.default_rng(0)
+    grad = np.exp(rng.normal(0, 0.3, n))  # ~1 all run long ...
+    grad[at] = 4.4e7  # ... but for one step
+    loss = 0.18 * np.exp(rng.normal(0, 0.2, n)) if loss is None else loss
+    extra = thrown_at(at) if weights else {}
+    return make_run(loss, grad_norm=grad, layers=layers or mlp(3), lr=0.01, **extra)
+
+
+def test_explosion_at_step_zero_that_threw_the_weights():
+    # tanh RNN with spectral radius 3: grad norm 4.4e7 at step 0, the loss then *falls*
+    loss = 0.18 * np.exp(np.random.default_rng(1).normal(0, 0.2, 160))
+    loss[0] = 1.22
+    (d,) = check(early_spike_run(0, loss=loss))
+    assert d.evidence["criteria"] == ["spike"] and d.step == 0
+    assert d.layer == "layers.0" and d.evidence["thrown_param"] == "layers.0.weight"
+    assert d.evidence["spike_factor"] > 1e5 and d.evidence["thrown_scale"] >= 100
+    assert [f.id for f in d.fixes][:2] == ["grad_clipping", "lower_lr"]
+    assert "the run's median" in d.message
+
+
+def test_explosion_at_step_one_whose_loss_stayed_up():
+    # IRNN without clipping, no weight statistics: the loss tells the damage
+    loss = np.concatenate(([1.415, 3.5e7], np.geomspace(1.4e4, 93, 158)))
+    (d,) = check(early_spike_run(1, loss=loss, weights=False))
+    assert d.evidence["criteria"] == ["spike"] and d.step == 1
+    assert d.evidence["loss_after"] / d.evidence["loss_before"] > 1e3
+
+
+def test_recurrent_layer_is_named_and_gets_clipping_first():
+    layers = [
+        Layer("rnn", "RNN", "recurrent", (32, 60, 64), (64, 64)),
+        Layer("head", out_shape=(32, 1), weight=(1, 64)),
+    ]
+    n = 160
+    grad = np.exp(np.random.default_rng(0).normal(0, 0.3, n))
+    grad[0] = 4.4e7
+    run = make_run(
+        noisy_decay(n, 0.3, 0.15), grad_norm=grad, layers=layers, **thrown_at(0, layers=2)
+    )
+    (d,) = check(run)
+    assert d.layer == "rnn" and d.fixes[0].id == "grad_clipping" and "recurrent" in d.fixes[0].text
+
+
+def test_raw_inputs_put_normalising_first():
+    # house prices on raw columns: the first layer's gradient is as large as the inputs
+    n = 150
+    rng = np.random.default_rng(2)
+    grad = 8e5 * np.exp(rng.normal(0, 0.1, n))
+    grad[0], grad[1] = 2.6e9, 4.3e12
+    loss = 1.8e11 * np.exp(rng.normal(0, 0.1, n))
+    loss[1] = 4.5e13
+    run = make_run(
+        loss, grad_norm=grad, layers=mlp(2), input_scale=1800.0, **thrown_at(1, layers=2)
+    )
+    (d,) = check(run)
+    assert d.step == 0 and d.layer == "layers.0"
+    assert [f.id for f in d.fixes][:2] == ["normalize_inputs", "grad_clipping"]
+    assert "not normalised" in d.message
+
+
+def test_a_leap_that_did_no_damage_is_quiet():
+    assert check(early_spike_run(0, weights=False)) == []
+    assert check(early_spike_run(80, weights=False)) == []
+
+
+def test_a_large_start_that_decays_smoothly_is_quiet():
+    # unnormalised targets and Adam: the grad norm starts 1e4x its later level and comes down
+    # over dozens of steps (no abrupt leap), while the last layer grows far past He's scale
+    n = 400
+    grad = np.concatenate((np.geomspace(1e4, 1.0, 60), np.ones(n - 60)))
+    grad *= np.exp(np.random.default_rng(3).normal(0, 0.2, n))
+    weight = np.tile(np.geomspace(200, 1e3, 40)[:, None], (1, 3)) * HE_64
+    weight[0] = HE_64
+    update = np.abs(np.diff(weight, axis=0, prepend=0.0))  # sample 1: ‖ΔW‖/‖W‖ ≈ 1, ×200 He
+    run = make_run(
+        noisy_decay(n, start=1e6, floor=10.0, tau=20),
+        grad_norm=grad,
+        layers=mlp(3),
+        weight_rms=weight,
+        update_rms=update,
+    )
+    assert check(run) == []
+
+
+def test_zero_initialised_weights_are_not_thrown():
+    # their first update is all of them (ratio 1), but they stay far below He's scale
+    n = 200
+    grad = healthy_grad_norm(n)
+    weight = np.full((20, 3), HE_64)
+    weight[:, 2] = 1e-3 * HE_64
+    update = np.full((20, 3), 1e-3 * HE_64)
+    run = make_run(
+        noisy_decay(n), grad_norm=grad, layers=mlp(3), weight_rms=weight, update_rms=update
+    )
+    assert check(run) == []

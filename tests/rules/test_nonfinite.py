@@ -92,22 +92,60 @@ def test_input_source_points_at_the_data():
     assert "input of layers.0" in d.message
 
 
-def test_activation_without_explosion_suggests_lr_clip_and_epsilon():
-    n = 120
-    loss = noisy_decay(n)
+def _activation_nan(loss):
+    n = loss.size
     loss[80:] = math.nan
     event = nonfinite_event(80, "activation", site="layers.2", module="layers.2")
-    run = make_run(
+    return make_run(
         loss,
         grad_norm=healthy_grad_norm(n),
         layers=mlp(3),
         act_nonfinite=range(80, n),
         events=[event],
     )
-    (d,) = check(run)
+
+
+def test_activation_without_explosion_leads_with_an_epsilon_in_that_layer():
+    # a home-made batchnorm dividing by h.std() without eps: no explosion, the loss was falling
+    (d,) = check(_activation_nan(noisy_decay(120)))
     assert (d.step, d.layer) == (80, "layers.2")
+    assert [f.id for f in d.fixes] == ["stable_loss", "lower_lr", "grad_clipping"]
+    assert "layers.2" in d.fixes[0].text and "1e-5" in d.fixes[0].text
+    assert d.evidence["followed_explosion"] is False and d.evidence["loss_rose_before"] is False
+    assert "epsilon" in d.message and "layers.2" in d.message
+
+
+def test_activation_nan_after_a_climbing_loss_leads_with_the_learning_rate():
+    loss = noisy_decay(120, noise=0.02)
+    loss[65:80] = loss[64] * 1.15 ** np.arange(1, 16)  # ×8 in 15 steps, grad norm unchanged
+    (d,) = check(_activation_nan(loss))
+    assert d.evidence["followed_explosion"] is False and d.evidence["loss_rose_before"] is True
     assert [f.id for f in d.fixes] == ["lower_lr", "grad_clipping", "stable_loss"]
-    assert "layers.2" in d.fixes[2].text
+
+
+def test_loss_source_has_no_layer_even_when_the_event_names_one():
+    n = 200
+    loss = noisy_decay(n)
+    loss[120:] = math.nan
+    event = nonfinite_event(120, "loss", module="layers.0", param="layers.0.weight")
+    run = make_run(loss, grad_norm=healthy_grad_norm(n), layers=mlp(3), events=[event])
+    (d,) = check(run)
+    assert d.layer is None and d.evidence["module"] is None
+    assert "every activation was finite" in d.message
+
+
+def test_loss_that_overflows_after_an_explosion_is_not_blamed_on_a_log():
+    n = 200
+    loss, grad = noisy_decay(n), healthy_grad_norm(n)
+    k = np.arange(1, 21)
+    grad[150:170] = grad[149] * 3.0**k
+    loss[150:170] = loss[149] * 9.0**k
+    loss[170:] = math.inf
+    event = nonfinite_event(170, "loss", loss=math.inf)
+    (d,) = check(make_run(loss, grad_norm=grad, layers=mlp(3), events=[event]))
+    assert d.evidence["source"] == "loss" and d.evidence["followed_explosion"] is True
+    assert [f.id for f in d.fixes] == ["grad_clipping", "lower_lr"]
+    assert "exploding gradients" in d.message and "log" not in d.message
 
 
 def test_gradscaler_calibration_is_not_a_nan():

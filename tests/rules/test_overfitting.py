@@ -119,3 +119,29 @@ def test_tiny_rises_on_a_solved_task_are_quiet():
     val = [0.3, 1e-2, 1e-4, 1e-6, 2e-6, 3e-6, 4e-6, 5e-6]
     train = [0.9, 1e-1, 1e-3, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9]
     assert check(with_epochs(train_loss=train, val_loss=val)) == []
+
+
+def test_val_jumping_around_a_lucky_low_is_instability_not_overfitting():
+    # a head trained with too high a learning rate: val below train at its "best" epoch,
+    # then jumping up and down; the train loss wanders down meanwhile
+    val = [11.56, 3.33, 5.77, 5.52, 10.79, 6.70, 5.29, 6.33]
+    train = [8.80, 8.68, 7.32, 7.03, 4.55, 6.80, 7.06, 6.15]
+    assert check(with_epochs(train_loss=train, val_loss=val)) == []
+
+
+def test_val_below_train_at_the_end_is_not_overfitting():
+    val = [1.0, 0.6, 0.5, 0.55, 0.6, 0.66, 0.7]  # rising from its best ...
+    train = [1.5, 1.2, 1.1, 0.95, 0.9, 0.85, 0.8]  # ... but still below train (dropout on)
+    assert check(with_epochs(train_loss=train, val_loss=val)) == []
+    # the same val curve above a lower train loss is overfitting
+    low = [t / 3 for t in train]
+    assert [d.rule for d in check(with_epochs(train_loss=low, val_loss=val))] == ["overfitting"]
+
+
+def test_message_says_what_the_rise_is_measured_against():
+    train = list(np.linspace(1.0, 0.05, 16))
+    val = [1.0, 0.8, 0.65, 0.55, 0.5, 0.47, 0.45, 0.44, 0.43]
+    val += [0.45, 0.48, 0.52, 0.57, 0.6, 0.66, 0.7]
+    (d,) = check(with_epochs(train_loss=train, val_loss=val))
+    # median of the last three (0.6, 0.66, 0.7) is 0.66, 53 % above the best 0.43
+    assert "the median of the last 3 evaluations, 0.66, is 53 % above that best" in d.message

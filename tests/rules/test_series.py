@@ -10,6 +10,7 @@ from netdoctor.rules.series import (
     block_medians,
     falls_less_than,
     growth_spans,
+    jump_noise,
     median3,
     positive_log10,
     robust_noise,
@@ -60,3 +61,11 @@ def test_robust_noise_ignores_trends():
     assert robust_noise(np.linspace(0.0, 1.0, 50)) == 0.0
     wiggle = 1.0 + 0.1 * np.random.default_rng(0).normal(size=500)
     assert 0.05 < robust_noise(wiggle) < 0.15
+
+
+def test_jump_noise_ignores_bends_and_sees_jumps():
+    assert jump_noise(np.linspace(0.0, 1.0, 8)) < 1e-12
+    assert jump_noise(np.array([1.0, 0.8, 0.65, 0.6, 0.62, 0.7, 0.8])) < 0.05  # a U: overfitting
+    jumpy = np.array([11.56, 3.33, 5.77, 5.52, 10.79, 6.70, 5.29, 6.33])
+    assert jump_noise(jumpy) > 2.0
+    assert jump_noise(np.array([1.0, 2.0])) == 0.0

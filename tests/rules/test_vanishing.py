@@ -124,3 +124,32 @@ def test_single_layer_and_no_samples_are_quiet():
 
 def test_too_few_samples_is_quiet():
     assert check(run_with(np.tile([1e-9, 1e-2], (2, 1)))) == []
+
+
+def test_units_killed_by_an_explosion_get_the_explosions_advice():
+    # raw house-price columns: the update at step 10 (sample 1) threw layers.0 to ×7e4 He's
+    # scale and its ReLUs died: from step 20 (sample 2) its gradient is exactly zero
+    m = 20
+    rms = np.tile([0.0, 1e-2], (m, 1))
+    rms[:2] = [1e3, 1e3]
+    he = np.sqrt(2 / 20)
+    weight = np.full((m, 2), he)
+    weight[1:, 0] = 7e4 * he
+    update = np.full((m, 2), 1e-3 * he)
+    update[1, 0] = 7e4 * he
+    update[2:, 0] = 0.0
+    run = make_run(
+        noisy_decay(10 * m, floor=2.0),
+        layers=mlp(2),
+        layer_rms=rms,
+        weight_rms=weight,
+        update_rms=update,
+    )
+    (d,) = check(run)
+    assert d.layer == "layers.0" and d.step == 20 and d.evidence["zero_gradients"] is True
+    assert d.evidence["thrown_param"] == "layers.0.weight" and d.evidence["thrown_step"] == 10
+    assert [f.id for f in d.fixes][:2] == ["lower_lr", "grad_clipping"]
+    assert "explosion" in d.message
+    # the same dead layer without a thrown weight keeps the dead-ReLU advice
+    quiet = make_run(noisy_decay(10 * m, floor=2.0), layers=mlp(2), layer_rms=rms)
+    assert check(quiet)[0].fixes[0].id == "leaky_relu"
