@@ -25,6 +25,7 @@ from torch import nn
 from netdoctor.capture.activation_probe import ACC_WIDTH, Acc, ActivationProbe
 from netdoctor.capture.exit_guard import ExitGuard
 from netdoctor.capture.param_probe import ParamProbe, ParamSpec
+from netdoctor.capture.precision import stat_dtype
 from netdoctor.capture.schedule import SamplingSchedule
 from netdoctor.capture.sites import SiteSpec
 from netdoctor.diagnosis import Diagnosis
@@ -85,11 +86,11 @@ class Monitor:
         self._params = params
         self._act = ActivationProbe(sites, modules, device)
         self._param_probe = ParamProbe(params, device)
+
+        self._dtype = stat_dtype(device)
         self._ring_sums = torch.zeros(flush_every, len(sites), device=device)
-        # float64: gradient norms and losses of a diverging run pass float32's range early
-        self._ring_grads = torch.zeros(flush_every, len(params), device=device,
-                                       dtype=torch.float64)
-        self._ring_loss = torch.zeros(flush_every, device=device, dtype=torch.float64)
+        self._ring_grads = torch.zeros(flush_every, len(params), device=device, dtype=self._dtype)
+        self._ring_loss = torch.zeros(flush_every, device=device, dtype=self._dtype)
         self._rows: list[_StepRow] = []
         self._samples: list[tuple[int, torch.Tensor, torch.Tensor]] = []
         self._pending = _Pending()
@@ -194,9 +195,9 @@ class Monitor:
                 raise ValueError(
                     f"monitor.step(loss): loss must be a scalar, got a tensor of shape "
                     f"{tuple(loss.shape)}; reduce it first (loss.mean())")
-            value = loss.detach().reshape(()).to(self._device, torch.float64)
+            value = loss.detach().reshape(()).to(self._device, self._dtype)
         elif isinstance(loss, (int, float)) and not isinstance(loss, bool):
-            value = torch.tensor(float(loss), device=self._device, dtype=torch.float64)
+            value = torch.tensor(float(loss), device=self._device, dtype=self._dtype)
         else:
             raise TypeError(
                 f"monitor.step(loss): loss must be a scalar tensor or a number, "
@@ -232,7 +233,7 @@ class Monitor:
             param_sample = pending.param_sample
             if param_sample is None:
                 param_sample = torch.full((len(self._params), len(ParamStat)), float("nan"),
-                                          device=self._device, dtype=torch.float64)
+                                          device=self._device, dtype=self._dtype)
             self._samples.append((self._step, act_sample, param_sample))
         self._pending = _Pending()
         self._step += 1

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from netdoctor.capture.precision import stat_dtype
 from netdoctor.capture.sites import root_name
 from netdoctor.runlog.schema import GRAD_ABSENT, ParamStat
 
@@ -43,18 +44,15 @@ def plan_params(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> li
     return specs
 
 
-def _norms(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """(len,) float64 L2 norms; sparse gradients (``nn.Embedding(sparse=True)``) handled apart.
-
-    float64 because the sum of squares of a finite float32 gradient overflows once its norm
-    passes ~1.8e19: a diverging run would read as non-finite steps before it really is.
-    """
+def _norms(tensors: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+    """(len,) L2 norms in ``dtype`` (see capture.precision); sparse gradients
+    (``nn.Embedding(sparse=True)``) handled apart."""
     if not tensors:
-        return torch.zeros(0, dtype=torch.float64)
+        return torch.zeros(0, dtype=dtype)
     if all(not t.is_sparse for t in tensors):
-        return torch.stack(torch._foreach_norm(tensors, 2, dtype=torch.float64))
+        return torch.stack(torch._foreach_norm(tensors, 2, dtype=dtype))
     return torch.stack([
-        torch.linalg.vector_norm(t.coalesce().values() if t.is_sparse else t, dtype=torch.float64)
+        torch.linalg.vector_norm(t.coalesce().values() if t.is_sparse else t, dtype=dtype)
         for t in tensors
     ])
 
@@ -65,7 +63,8 @@ class ParamProbe:
     def __init__(self, specs: list[ParamSpec], device: torch.device) -> None:
         self.specs = specs
         self.device = device
-        self._absent = torch.full((len(specs),), GRAD_ABSENT, device=device, dtype=torch.float64)
+        self.dtype = stat_dtype(device)
+        self._absent = torch.full((len(specs),), GRAD_ABSENT, device=device, dtype=self.dtype)
         self._before: list[torch.Tensor] | None = None
 
     def grad_norms(self) -> tuple[torch.Tensor, bool]:
@@ -74,7 +73,7 @@ class ParamProbe:
         present = [s for s in self.specs if s.param.grad is not None]
         if not present:
             return self._absent.clone(), False
-        norms = _norms([s.param.grad.detach() for s in present])  # type: ignore[union-attr]
+        norms = _norms([s.param.grad.detach() for s in present], self.dtype)  # type: ignore[union-attr]
         if len(present) == len(self.specs):
             return norms.to(self.device), True
         out = self._absent.clone()
@@ -90,15 +89,15 @@ class ParamProbe:
     def sample(self, grad_norms: torch.Tensor) -> torch.Tensor:
         """(n_params, len(ParamStat)) for a sampled step, after the optimizer stepped."""
         params = [s.param.detach() for s in self.specs]
-        weight = _norms(params).to(self.device)
+        weight = _norms(params, self.dtype).to(self.device)
         if self._before is not None:
             with torch.no_grad():
-                update = _norms(torch._foreach_sub(params, self._before)).to(self.device)
+                deltas = torch._foreach_sub(params, self._before)
+                update = _norms(deltas, self.dtype).to(self.device)
             self._before = None
         else:
             update = torch.full_like(weight, float("nan"))
-        out = torch.empty(len(self.specs), len(ParamStat), device=self.device,
-                          dtype=torch.float64)
+        out = torch.empty(len(self.specs), len(ParamStat), device=self.device, dtype=self.dtype)
         out[:, ParamStat.HAS_GRAD] = (grad_norms != GRAD_ABSENT).float()
         out[:, ParamStat.GRAD_NORM] = torch.where(
             grad_norms == GRAD_ABSENT, torch.full_like(grad_norms, float("nan")), grad_norms)
