@@ -24,6 +24,7 @@ from netdoctor.diagnosis import Diagnosis, Fix, Severity
 from netdoctor.rules.base import Rule, RuleDoc, Threshold
 from netdoctor.rules.explosion import blowup, growth, into_nonfinite, jump, layer_ratio, spike
 from netdoctor.rules.facts import (
+    INPUT_SCALE,
     MIN_STEPS,
     RECURRENT_TYPES,
     THROWN_SCALE,
@@ -204,12 +205,7 @@ RULE = Rule(
             "RMS of a weight matrix over He's sqrt(2/fan_in) after such an update",
             "DeepDiagnosis (ICSE'22): weight variance outside [1e-5, 10]; netdoctor margin",
         ),
-        Threshold(
-            "input_scale",
-            10.0,
-            "RMS of the model's input from which normalising the inputs leads the fixes",
-            "UMLAUT (CHI'21) / DeepDiagnosis (ICSE'22): inputs within ±1; netdoctor margin",
-        ),
+        INPUT_SCALE,
         Threshold(
             "loss_blowup",
             1000.0,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from netdoctor.rules.base import Threshold
 from netdoctor.runlog.run_data import ParamInfo, RunData, SiteInfo
 from netdoctor.runlog.schema import ActStat, ParamStat, StepField
 
@@ -306,3 +307,12 @@ def output_spread(run: RunData) -> tuple[str, float] | None:
     std = run.act[-5:, site.idx, ActStat.STD].astype(np.float64)
     std = std[np.isfinite(std)]
     return (site.name, float(np.median(std))) if std.size else None
+
+
+#: Shared by the rules whose advice turns on raw inputs (exploding_gradients, underfitting).
+INPUT_SCALE = Threshold(
+    "input_scale",
+    10.0,
+    "RMS of the model's input from which normalising the inputs leads the fixes",
+    "UMLAUT (CHI'21) / DeepDiagnosis (ICSE'22): inputs within ±1; netdoctor margin",
+)

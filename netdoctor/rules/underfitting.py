@@ -20,7 +20,7 @@ import numpy as np
 
 from netdoctor.diagnosis import Diagnosis, Severity
 from netdoctor.rules.base import Rule, RuleDoc, Threshold
-from netdoctor.rules.facts import fmt, output_size, output_spread, step_of, valid_loss
+from netdoctor.rules.facts import INPUT_SCALE, fmt, output_size, output_spread, step_of, valid_loss
 from netdoctor.rules.onset import nonfinite_onset
 from netdoctor.rules.series import median3, robust_noise
 from netdoctor.rules.underfit_causes import advise
@@ -395,12 +395,7 @@ RULE = Rule(
             "lr × weight decay per step for decoupled decay (AdamW) from which lowering it leads",
             "Loshchilov & Hutter 2019 (AdamW: lr 1e-3 with weight_decay 1e-2 gives 1e-5)",
         ),
-        Threshold(
-            "input_scale",
-            10.0,
-            "RMS of the model's input from which normalising the inputs leads the fixes",
-            "UMLAUT (CHI'21) / DeepDiagnosis (ICSE'22): inputs within ±1; netdoctor margin",
-        ),
+        INPUT_SCALE,
         Threshold(
             "collapsed_output",
             1e-3,
