@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -86,8 +87,10 @@ class ActivationProbe:
         self.not_activation = [False] * n  # integer input (token ids): not an activation
         self.order: dict[int, int] = {}
         self.shapes: dict[int, tuple[int, ...]] = {}
-        self.problems: list[tuple[int, str]] = []  # (site, message), drained by the monitor
-        self._seen_outputs: list[torch.Tensor] = []
+        self.step = 0  # the open optimizer step, kept current by the monitor
+        self.problems: list[tuple[int, int, str]] = []  # (step, site, message), for the monitor
+        # weak references: an output must not stay alive (across micro-batches) for this check
+        self._seen_outputs: list[weakref.ref[torch.Tensor]] = []
         self._modules = modules
         self._handles: dict[int, torch.utils.hooks.RemovableHandle] = {}
         for spec in specs:
@@ -181,8 +184,8 @@ class ActivationProbe:
             return False
         self.shapes.setdefault(i, tuple(t.shape))
         if is_output:
-            self._seen_outputs.append(t)
-        elif any(t is seen for seen in self._seen_outputs):
+            self._seen_outputs.append(weakref.ref(t))
+        elif any(t is seen() for seen in self._seen_outputs):
             self.enabled[i] = False  # already measured as the previous layer's output
             self.duplicate[i] = True
             return False
@@ -190,7 +193,7 @@ class ActivationProbe:
 
     def _disable(self, i: int, message: str) -> None:
         self.enabled[i] = False
-        self.problems.append((i, message))
+        self.problems.append((self.step, i, message))
         warnings.warn(f"netdoctor: layer {self.specs[i].name}: {message}; probe disabled",
                       RuntimeWarning, stacklevel=3)
 

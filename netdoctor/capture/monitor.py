@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ class _StepRow:
 
     step: int
     time: float
-    lrs: list[float]
+    lrs: list[Any]  # floats, or tensors (capturable/fused optimizers): read at flush, not here
     micro_batches: int
     sampled: bool
     has_grad: bool
@@ -55,7 +56,7 @@ class _Pending:
     grads: torch.Tensor | None = None
     has_grad: bool = False
     param_sample: torch.Tensor | None = None
-    lrs: list[float] = field(default_factory=list)
+    lrs: list[Any] = field(default_factory=list)
     stepped: bool = False
 
 
@@ -185,7 +186,7 @@ class Monitor:
             return
         if self._sampled:
             self._pending.param_sample = self._param_probe.sample(self._pending.grads)
-        self._pending.lrs = [_lr(group) for group in optimizer.param_groups]
+        self._pending.lrs = [group.get("lr", math.nan) for group in optimizer.param_groups]
         self._pending.stepped = True
 
     # ---- step bookkeeping ------------------------------------------------------------------------
@@ -196,7 +197,7 @@ class Monitor:
                     f"monitor.step(loss): loss must be a scalar, got a tensor of shape "
                     f"{tuple(loss.shape)}; reduce it first (loss.mean())")
             value = loss.detach().reshape(()).to(self._device, self._dtype)
-        elif isinstance(loss, (int, float)) and not isinstance(loss, bool):
+        elif isinstance(loss, (int, float, np.floating, np.integer)) and not isinstance(loss, bool):
             value = torch.tensor(float(loss), device=self._device, dtype=self._dtype)
         else:
             raise TypeError(
@@ -237,6 +238,7 @@ class Monitor:
             self._samples.append((self._step, act_sample, param_sample))
         self._pending = _Pending()
         self._step += 1
+        self._act.step = self._step
         self._sampled = self._schedule.is_sampled(self._step)
         self._act.full = self._sampled
         if (len(self._rows) == self._flush_every
@@ -255,7 +257,8 @@ class Monitor:
         parts = [self._ring_sums[:n].flatten(), self._ring_grads[:n].flatten(), self._ring_loss[:n]]
         parts += [a.flatten() for _, a, _ in self._samples]
         parts += [p.flatten() for _, _, p in self._samples]
-        flat = torch.cat([p.double() for p in parts]).cpu().numpy()  # one copy, one sync
+        # one copy, one sync; cast on the host (MPS has no float64)
+        flat = torch.cat([p.to(self._dtype) for p in parts]).cpu().numpy().astype(np.float64)
         sums, flat = flat[: n * n_sites].reshape(n, n_sites), flat[n * n_sites:]
         grads, flat = flat[: n * n_params].reshape(n, n_params), flat[n * n_params:]
         losses, flat = flat[:n], flat[n:]
@@ -271,8 +274,8 @@ class Monitor:
             self._writer.put_sample(step, self._act_table(act)[logged], param)
         if not self._nonfinite_seen:
             self._find_first_nonfinite(steps, sums, grads, losses)
-        for site, message in self._act.problems:
-            self._writer.put_event(self._step, "warning", self._sites[site].name, message)
+        for step, site, message in self._act.problems:
+            self._writer.put_event(step, "warning", self._sites[site].name, message)
         self._act.problems.clear()
         self._writer.put_meta({"last_step": self._step - 1, "last_flush_at": time.time()})
         self._writer.commit()
@@ -309,6 +312,7 @@ class Monitor:
             grad_bad = (~np.isfinite(grads) & present).any(axis=1)
             act_bad = ~np.isfinite(sums).all(axis=1)
         for i, row in enumerate(self._rows):
+            row.lrs = [_lr(lr) for lr in row.lrs]
             flags = StepFlag(0)
             if row.sampled:
                 flags |= StepFlag.SAMPLED
@@ -419,7 +423,15 @@ class Monitor:
                 del self._model.__dict__["_netdoctor_monitor"]
             self._act.remove()
             self._writer.close(status, message)
-        self._diagnoses = _diagnose(self.log_path)
+        if status is RunStatus.FINISHED:
+            self._diagnoses = _diagnose(self.log_path)
+        else:  # closing because of the user's exception: nothing here may replace it
+            try:
+                self._diagnoses = _diagnose(self.log_path)
+            except Exception as exc:
+                warnings.warn(f"netdoctor: could not diagnose {self.log_path}: {exc}",
+                              RuntimeWarning, stacklevel=2)
+                self._diagnoses = []
         return self._diagnoses
 
     def _close_at_exit(self, exc: BaseException | None) -> None:
@@ -442,8 +454,7 @@ def _diagnose(path: Path) -> list[Diagnosis]:
     return run_rules(open_run(path))
 
 
-def _lr(group: dict[str, Any]) -> float:
-    lr = group.get("lr", math.nan)
+def _lr(lr: Any) -> float:
     return float(lr.item()) if isinstance(lr, torch.Tensor) else float(lr)
 
 

@@ -66,6 +66,7 @@ class ParamProbe:
         self.dtype = stat_dtype(device)
         self._absent = torch.full((len(specs),), GRAD_ABSENT, device=device, dtype=self.dtype)
         self._before: list[torch.Tensor] | None = None
+        self._index_cache: dict[tuple[int, ...], torch.Tensor] = {}
 
     def grad_norms(self) -> tuple[torch.Tensor, bool]:
         """(n_params,) gradient norms, GRAD_ABSENT where ``.grad`` is None; and whether any
@@ -77,7 +78,10 @@ class ParamProbe:
         if len(present) == len(self.specs):
             return norms.to(self.device), True
         out = self._absent.clone()
-        index = torch.tensor([s.idx for s in present], device=self.device)
+        key = tuple(s.idx for s in present)
+        index = self._index_cache.get(key)
+        if index is None:  # made once per set of parameters with gradients: no copy per step
+            index = self._index_cache[key] = torch.tensor(key, device=self.device)
         out.index_copy_(0, index, norms.to(self.device))
         return out, True
 

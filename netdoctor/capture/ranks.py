@@ -43,8 +43,15 @@ class QuietMonitor:
     def step(self, loss: Any = None) -> None:
         self._steps += 1
 
-    def epoch(self, **metrics: Any) -> None:
-        """Metrics of other ranks are not recorded (rank 0 writes the log)."""
+    def epoch(
+        self,
+        train_loss: Any = None,
+        val_loss: Any = None,
+        train_acc: Any = None,
+        val_acc: Any = None,
+        **metrics: Any,
+    ) -> None:
+        """Same signature as ``Monitor.epoch``; other ranks' metrics are not recorded."""
 
     def close(self) -> list[Diagnosis]:
         """Rank 0 holds the diagnoses; here there are none."""

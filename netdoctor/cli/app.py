@@ -64,5 +64,7 @@ def main() -> None:
     except BrokenPipeError:
         # The reader went away (`netdoctor inspect LOG | head`): not worth a traceback. Point
         # stdout at /dev/null so that Python's final flush does not fail a second time.
+        # Exit as a process killed by SIGPIPE does (128 + 13), like other Unix tools: not 1,
+        # which would read as "findings" to a CI step.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(ExitCode.FINDINGS)
+        sys.exit(128 + 13)

@@ -2,7 +2,8 @@
 
 Each new diagnosis is announced on stderr the first time it holds (so stdout keeps only the
 report), and the full report is printed once the writer is done: finished, crashed, killed or
-gone. Ctrl-C stops following and prints the report of what was read so far.
+gone. Ctrl-C stops following and prints the report of what was read so far. The rules run again
+only when the log has moved on.
 """
 
 from __future__ import annotations
@@ -25,22 +26,31 @@ def follow(
 ) -> tuple[RunData, list[Diagnosis]]:
     """Re-read ``log`` every ``interval`` seconds until its writer is done; return the last read."""
     announced: set[tuple[str, str | None]] = set()
-    last_step = -1
-    while True:
-        run = open_run(log)
-        diagnoses = run_rules(run, settings)
-        if run.n_steps and run.step_numbers[-1] != last_step:
-            last_step = int(run.step_numbers[-1])
-            for d in diagnoses:
-                key = (d.rule, d.layer)
-                if key not in announced:
-                    announced.add(key)
-                    where = f" layer {d.layer}" if d.layer else ""
-                    print_note(f"step {last_step}: {d.severity} {d.rule} (from step {d.step}"
-                               f"{where}): {d.message}")
-        if run.finished or not run.writer_alive:
-            return run, diagnoses
-        try:
+    run = open_run(log)
+    diagnoses = run_rules(run, settings)
+    try:
+        while True:
+            if run.n_steps:
+                _announce(diagnoses, announced, int(run.step_numbers[-1]))
+            if run.finished or not run.writer_alive:
+                return run, diagnoses
             sleep(interval)
-        except KeyboardInterrupt:
-            return run, diagnoses
+            latest = open_run(log)
+            if latest.n_steps != run.n_steps or latest.finished or not latest.writer_alive:
+                run, diagnoses = latest, run_rules(latest, settings)
+    except KeyboardInterrupt:
+        return run, diagnoses
+
+
+def _announce(
+    diagnoses: list[Diagnosis], announced: set[tuple[str, str | None]], last_step: int
+) -> None:
+    """Each (rule, layer) once, on stderr, the first time it holds."""
+    for d in diagnoses:
+        key = (d.rule, d.layer)
+        if key in announced:
+            continue
+        announced.add(key)
+        where = f" layer {d.layer}" if d.layer else ""
+        print_note(f"step {last_step}: {d.severity} {d.rule} (from step {d.step}{where}): "
+                   f"{d.message}")

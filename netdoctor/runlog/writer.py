@@ -46,6 +46,7 @@ class RunLogWriter:
         self.path = Path(path)
         self._lock_fd: int | None = None
         self._error: str | None = None
+        self._closed = False
         self._queue: queue.Queue[Any] = queue.Queue()
         self._conn = self._create(meta)
         self._thread = threading.Thread(target=self._run, name="netdoctor-writer", daemon=True)
@@ -67,6 +68,7 @@ class RunLogWriter:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(f"{path}{suffix}")
             self._release_lock()
+        conn: sqlite3.Connection | None = None
         try:
             conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -78,17 +80,25 @@ class RunLogWriter:
             )
             _put_meta(conn, {**meta, "status": RunStatus.RUNNING.value})
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise NetdoctorError(f"{path}: cannot create the run log ({exc})") from None
-        except OSError as exc:
-            raise NetdoctorError(f"{path}: cannot create the run log ({exc.strerror})") from None
-        self._take_lock(path, replacing=False)
+        except (sqlite3.Error, OSError) as exc:
+            if conn is not None:
+                conn.close()
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise NetdoctorError(f"{path}: cannot create the run log ({detail})") from None
+        try:
+            self._take_lock(path, replacing=False)
+        except NetdoctorError:
+            conn.close()
+            raise
         return conn
 
     def _take_lock(self, path: Path, replacing: bool) -> None:
         if fcntl is None:
             return
-        fd = os.open(path, os.O_RDONLY)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            raise NetdoctorError(f"{path}: cannot open the run log ({exc.strerror})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -168,12 +178,15 @@ class RunLogWriter:
 
     def close(self, status: RunStatus, message: str | None = None) -> None:
         """Record the end state, commit, stop the thread and release the file. Idempotent."""
-        if not self._thread.is_alive():
+        if self._closed:
             return
-        self.put_meta({"status": status.value, "ended_at": time.time(), "end_message": message})
-        self._queue.put(_COMMIT)
-        self._queue.put(_STOP)
-        self._thread.join()
+        self._closed = True
+        if self._thread.is_alive():
+            self.put_meta({"status": status.value, "ended_at": time.time(),
+                           "end_message": message})
+            self._queue.put(_COMMIT)
+            self._queue.put(_STOP)
+            self._thread.join()
         with contextlib.suppress(sqlite3.Error):
             # A finished log becomes one self-contained file (no -wal/-shm) that can be copied.
             self._conn.execute("PRAGMA journal_mode=DELETE")
@@ -212,7 +225,7 @@ class RunLogWriter:
                     conn.execute("BEGIN")
                     in_txn = True
                 item(conn)
-            except (sqlite3.Error, OSError) as exc:
+            except Exception as exc:  # never let the thread die with the queue still filling
                 self._error = str(exc)
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")

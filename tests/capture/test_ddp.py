@@ -60,3 +60,14 @@ def test_ddp_rank0_writes_the_log_and_other_ranks_stay_quiet(tmp_path):
     assert {s.module for s in run.sites} >= {"0", "1", "2"}  # hooks on ddp.module's layers
     assert sorted(p.name for p in run.params) == ["0.bias", "0.weight", "2.bias", "2.weight"]
     assert [p.name for p in tmp_path.iterdir()] == ["ddp.sqlite"]
+
+
+def test_quiet_monitor_takes_the_same_arguments_as_monitor():
+    import inspect as pyinspect
+
+    from netdoctor.capture import Monitor
+    from netdoctor.capture.ranks import QuietMonitor
+
+    for name in ("step", "epoch", "close"):
+        assert (pyinspect.signature(getattr(QuietMonitor, name)).parameters.keys()
+                == pyinspect.signature(getattr(Monitor, name)).parameters.keys())

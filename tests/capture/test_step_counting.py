@@ -221,3 +221,51 @@ def test_watching_again_closes_the_previous_monitor(tmp_path):
     second.close()
     assert len(model[0]._forward_hooks) == 0
     assert "_netdoctor_monitor" not in model.__dict__
+
+
+def test_discovery_keeps_no_activation_alive(tmp_path):
+    """The first step checks which inputs duplicate an output without holding the outputs."""
+    import gc
+    import weakref
+
+    model = nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    seen: list[weakref.ref] = []
+    model[0].register_forward_hook(lambda m, a, o: seen.append(weakref.ref(o)))
+    with watch(model, opt, log=tmp_path / "r.sqlite") as monitor:
+        for _ in range(4):  # four micro-batches before the first optimizer step
+            x, y = _batch()
+            F.mse_loss(model(x), y).backward()
+        gc.collect()
+        assert all(ref() is None for ref in seen)
+        opt.step()
+        monitor.step(0.5)
+
+
+class DictOut(nn.Module):
+    """A layer of the user's own whose output is a dict: its probe cannot measure it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(4, 1) * 0.1)
+
+    def forward(self, x):
+        return {"out": x @ self.w}
+
+
+def test_a_disabled_probe_is_reported_at_the_step_it_happened(tmp_path):
+    model = nn.Sequential(nn.Linear(4, 4), DictOut())
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with pytest.warns(RuntimeWarning, match="not a tensor"), \
+            watch(model, opt, log=tmp_path / "r.sqlite", flush_every=4) as monitor:
+        for _ in range(6):
+            x, y = _batch()
+            opt.zero_grad()
+            loss = F.mse_loss(model(x)["out"], y)
+            loss.backward()
+            opt.step()
+            monitor.step(np.float32(loss.item()))  # numpy scalars are fine too
+    run = open_run(tmp_path / "r.sqlite")
+    (event,) = run.events_of("warning")
+    assert event.step == 0 and event.layer == "1"
+    assert run.n_steps == 6 and np.isfinite(run.loss).all()
