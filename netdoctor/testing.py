@@ -85,14 +85,12 @@ def _diagnose(model: nn.Module, loader: Iterable[Any], loss_fn: Callable[[Any, A
               optimizer: torch.optim.Optimizer, steps: int, path: Path,
               settings: Any) -> list[Diagnosis]:
     from netdoctor.capture import watch
-    from netdoctor.rules import run_rules
-    from netdoctor.runlog import open_run
 
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     was_training = model.training
     model.train()  # watch() counts forward passes in train mode only
     try:
-        with watch(model, optimizer, log=path) as monitor:
+        with watch(model, optimizer, log=path) as monitor:  # closes the log also on errors
             batches = _cycle(loader)
             for _ in range(steps):
                 x, y = _pair(next(batches))
@@ -101,9 +99,9 @@ def _diagnose(model: nn.Module, loader: Iterable[Any], loss_fn: Callable[[Any, A
                 loss.backward()
                 optimizer.step()
                 monitor.step(loss)
+            return monitor.close(settings)  # the rules run once, with the caller's settings
     finally:
         model.train(was_training)
-    return run_rules(open_run(path), settings)
 
 
 def _cycle(loader: Iterable[Any]) -> Iterator[Any]:

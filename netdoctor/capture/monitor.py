@@ -17,7 +17,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +33,9 @@ from netdoctor.diagnosis import Diagnosis
 from netdoctor.runlog.run_data import ParamInfo, SiteInfo
 from netdoctor.runlog.schema import GRAD_ABSENT, ActStat, ParamStat, RunStatus, StepField, StepFlag
 from netdoctor.runlog.writer import RunLogWriter
+
+if TYPE_CHECKING:  # the rules load when the run is diagnosed, not when capture is imported
+    from netdoctor.rules.config import RuleConfig
 
 
 @dataclass(slots=True)
@@ -105,6 +108,7 @@ class Monitor:
         self._last_flush = self._start
         self._closed = False
         self._diagnoses: list[Diagnosis] | None = None
+        self._rules: RuleConfig | None = None
         self._model = model
         self._hook_handles: list[Any] = []
         if optimizer is not None:
@@ -156,8 +160,13 @@ class Monitor:
         self._writer.commit()
         self._epoch += 1
 
-    def close(self) -> list[Diagnosis]:
-        """Flush, close the log, remove every hook, and return the diagnoses. Idempotent."""
+    def close(self, rules: RuleConfig | None = None) -> list[Diagnosis]:
+        """Flush, close the log, remove every hook, and return the diagnoses. Idempotent.
+
+        ``rules`` (a ``netdoctor.rules.RuleConfig``) selects rules and thresholds; default:
+        every rule with its default thresholds.
+        """
+        self._rules = rules
         return self._finish(RunStatus.FINISHED, None)
 
     def __enter__(self) -> Monitor:
@@ -424,10 +433,10 @@ class Monitor:
             self._act.remove()
             self._writer.close(status, message)
         if status is RunStatus.FINISHED:
-            self._diagnoses = _diagnose(self.log_path)
+            self._diagnoses = _diagnose(self.log_path, self._rules)
         else:  # closing because of the user's exception: nothing here may replace it
             try:
-                self._diagnoses = _diagnose(self.log_path)
+                self._diagnoses = _diagnose(self.log_path, self._rules)
             except Exception as exc:
                 warnings.warn(f"netdoctor: could not diagnose {self.log_path}: {exc}",
                               RuntimeWarning, stacklevel=2)
@@ -447,11 +456,11 @@ class Monitor:
             raise RuntimeError("netdoctor: this monitor is closed; call watch() again")
 
 
-def _diagnose(path: Path) -> list[Diagnosis]:
+def _diagnose(path: Path, rules: RuleConfig | None) -> list[Diagnosis]:
     from netdoctor.rules import run_rules
     from netdoctor.runlog import open_run
 
-    return run_rules(open_run(path))
+    return run_rules(open_run(path), rules)
 
 
 def _lr(lr: Any) -> float:

@@ -53,7 +53,7 @@ class QuietMonitor:
     ) -> None:
         """Same signature as ``Monitor.epoch``; other ranks' metrics are not recorded."""
 
-    def close(self) -> list[Diagnosis]:
+    def close(self, rules: Any = None) -> list[Diagnosis]:
         """Rank 0 holds the diagnoses; here there are none."""
         self._closed = True
         return []
