@@ -57,6 +57,17 @@ def _norms(tensors: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
     ])
 
 
+def _unit_spread(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """ParamStat.UNIT_SPREAD of one tensor: 0 when all its units (rows) are the same."""
+    if weight.dim() < 2 or weight.shape[0] < 2 or weight.is_sparse:
+        return torch.full((), float("nan"), device=weight.device, dtype=dtype)
+    rows = weight.reshape(weight.shape[0], -1).to(dtype)
+    scale = rows.square().mean().sqrt()
+    spread = (rows - rows.mean(dim=0)).square().mean().sqrt()
+    # all-zero weights are perfectly symmetric: 0, not 0/0
+    return torch.where(scale > 0, spread / scale.clamp_min(torch.finfo(dtype).tiny), 0.0)
+
+
 class ParamProbe:
     """Reads gradients once per optimizer step; weights and updates on sampled steps."""
 
@@ -107,4 +118,7 @@ class ParamProbe:
             grad_norms == GRAD_ABSENT, torch.full_like(grad_norms, float("nan")), grad_norms)
         out[:, ParamStat.WEIGHT_NORM] = weight
         out[:, ParamStat.UPDATE_NORM] = update
+        with torch.no_grad():
+            out[:, ParamStat.UNIT_SPREAD] = torch.stack(
+                [_unit_spread(p, self.dtype) for p in params]).to(self.device)
         return out

@@ -21,6 +21,7 @@ from netdoctor.errors import RunLogError
 from netdoctor.runlog.run_data import EpochRecord, Event, ParamInfo, RunData, SiteInfo
 from netdoctor.runlog.schema import (
     APPLICATION_ID,
+    OLDEST_READABLE_SCHEMA,
     SCHEMA_VERSION,
     TABLES,
     ActStat,
@@ -75,6 +76,8 @@ def _load(conn: sqlite3.Connection, path: Path) -> RunData:
             f"written by a newer netdoctor (log schema {version}; this version reads up to "
             f"{SCHEMA_VERSION}): upgrade netdoctor",
         )
+    if version < OLDEST_READABLE_SCHEMA:
+        raise RunLogError(path, f"log schema {version} is too old for this netdoctor")
     present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     missing = [t for t in TABLES if t not in present]
     if missing:
@@ -86,7 +89,7 @@ def _load(conn: sqlite3.Connection, path: Path) -> RunData:
     sites = tuple(_load_sites(conn))
     params = tuple(_load_params(conn))
     steps, lrs = _load_steps(conn, path)
-    sample_steps, act, param = _load_samples(conn, path, len(sites), len(params))
+    sample_steps, act, param = _load_samples(conn, path, len(sites), len(params), version)
     epochs = tuple(_load_epochs(conn, path))
     events = tuple(_load_events(conn))
     meta["_writer_alive"] = _writer_alive(meta)
@@ -179,7 +182,7 @@ def _load_steps(conn: sqlite3.Connection, path: Path) -> tuple[np.ndarray, np.nd
 
 
 def _load_samples(
-    conn: sqlite3.Connection, path: Path, n_sites: int, n_params: int
+    conn: sqlite3.Connection, path: Path, n_sites: int, n_params: int, version: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     steps, acts, params = [], [], []
     for step, ns, np_, act, param in conn.execute(
@@ -189,7 +192,7 @@ def _load_samples(
             raise RunLogError(path, f"corrupt sample at step {step}: layer count does not match")
         where = f"samples (step {step})"
         acts.append(_blob(act, "<f4", (n_sites, len(ActStat)), path, where))
-        params.append(_blob(param, "<f4", (n_params, len(ParamStat)), path, where))
+        params.append(_param_blob(param, n_params, version, path, where))
         steps.append(int(step))
     if not steps:
         return (
@@ -198,6 +201,21 @@ def _load_samples(
             np.zeros((0, n_params, len(ParamStat)), dtype=np.float32),
         )
     return np.array(steps, dtype=np.int64), np.stack(acts), np.stack(params)
+
+
+#: Columns of the param matrix per schema version (later versions only append columns).
+_PARAM_WIDTH = {1: 4}
+
+
+def _param_blob(data: bytes, n_params: int, version: int, path: Path, where: str) -> np.ndarray:
+    """The (n_params, len(ParamStat)) matrix; columns an older log lacks are NaN."""
+    width = _PARAM_WIDTH.get(version, len(ParamStat))
+    stored = _blob(data, "<f4", (n_params, width), path, where)
+    if width == len(ParamStat):
+        return stored
+    full = np.full((n_params, len(ParamStat)), np.nan, dtype=np.float32)
+    full[:, :width] = stored
+    return full
 
 
 def _load_epochs(conn: sqlite3.Connection, path: Path) -> list[EpochRecord]:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import enum
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Oldest schema this reader still opens (version 1 lacks ParamStat.UNIT_SPREAD: read as NaN).
+OLDEST_READABLE_SCHEMA = 1
 #: ``PRAGMA application_id``: "NDOC". Tells a netdoctor log from any other SQLite file.
 APPLICATION_ID = 0x4E444F43
 
@@ -40,6 +42,11 @@ class ParamStat(enum.IntEnum):
     GRAD_NORM = 1  # L2 norm of .grad (NaN/Inf when the gradient was non-finite)
     WEIGHT_NORM = 2  # L2 norm of the parameter after the step
     UPDATE_NORM = 3  # L2 norm of the change the optimizer made; NaN when not measured
+    # How different the units (rows: output features / channels) of a weight are, relative to
+    # its scale: RMS of each entry's deviation from its column mean over RMS of the weight.
+    # 0 when every unit is identical (zero or constant init: they all learn the same thing),
+    # about 1 for a random init. NaN for tensors with fewer than 2 dimensions or 1 unit.
+    UNIT_SPREAD = 4
 
 
 class StepField(enum.IntEnum):
@@ -102,7 +109,7 @@ CREATE TABLE IF NOT EXISTS samples (
     n_sites  INTEGER NOT NULL,
     n_params INTEGER NOT NULL,
     act      BLOB NOT NULL,              -- float32 (n_sites, len(ActStat))
-    param    BLOB NOT NULL               -- float32 (n_params, len(ParamStat))
+    param    BLOB NOT NULL               -- float32 (n_params, len(ParamStat)); 4 columns in v1
 );
 CREATE TABLE IF NOT EXISTS epochs (
     epoch   INTEGER PRIMARY KEY,

@@ -120,3 +120,27 @@ def test_gradient_weight_and_update_norms_match(tmp_path):
     assert math.isclose(run.series(StepField.LR)[0], 0.05)
     assert [p.name for p in run.params] == ["0.weight", "0.bias", "2.weight", "2.bias"]
     assert all(p.in_optimizer and p.trainable for p in run.params)
+
+
+def test_unit_spread_is_zero_for_identical_units_and_near_one_for_random_init(tmp_path):
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    with torch.no_grad():
+        model[2].weight.fill_(0.3)  # constant init: every unit the same
+        model[4].weight.zero_()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    monitor = watch(model, opt, log=tmp_path / "run.sqlite")
+    opt.zero_grad()
+    loss = model(torch.randn(16, 4)).square().mean()
+    loss.backward()
+    opt.step()
+    monitor.step(loss)
+    monitor.close()
+    run = open_run(tmp_path / "run.sqlite")
+    spread = {p.name: float(run.param_stat(ParamStat.UNIT_SPREAD)[0, p.idx]) for p in run.params}
+    w = model[0].weight.detach().double()
+    expected = ((w - w.mean(0)).square().mean().sqrt() / w.square().mean().sqrt()).item()
+    assert spread["0.weight"] == pytest.approx(expected, rel=1e-5)
+    assert 0.5 < spread["0.weight"] < 1.5
+    assert spread["2.weight"] == pytest.approx(0.0, abs=1e-6)
+    assert spread["4.weight"] == 0.0
+    assert math.isnan(spread["0.bias"])
