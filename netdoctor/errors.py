@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+#: Longest problem text kept: SQLite may quote a whole damaged schema back at us.
+_MAX_PROBLEM = 300
 
 
 class NetdoctorError(Exception):
@@ -14,8 +18,14 @@ class RunLogError(NetdoctorError):
 
     def __init__(self, path: str | Path, problem: str) -> None:
         self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        self.problem = one_line(problem)
+        super().__init__(f"{self.path}: {self.problem}")
+
+
+def one_line(text: str, limit: int = _MAX_PROBLEM) -> str:
+    """``text`` as one short line: user errors are one line on stderr, whatever they quote."""
+    flat = re.sub(r"\s+", " ", text).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 class ConfigError(NetdoctorError):

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import socket
 import sqlite3
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +47,26 @@ def open_run(path: str | Path) -> RunData:
         return _load(conn, path)
     except sqlite3.DatabaseError as exc:
         raise RunLogError(path, f"unreadable or truncated run log ({exc})") from None
+    except (ValueError, TypeError, OverflowError, MemoryError) as exc:
+        # The checks below name what is wrong where they can; this is the net under them, so
+        # that a value nobody thought of still ends in one line and exit 2, not a traceback.
+        raise RunLogError(path, f"corrupt run log ({type(exc).__name__}: {exc})") from None
     finally:
         conn.close()
 
 
 def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise RunLogError(path, "no such file")
-    if path.is_dir():
+    """Only a regular file gets opened: a FIFO would block the reader, a device never ends."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise RunLogError(path, "no such file") from None
+    except OSError as exc:  # a symlink loop, a path through a file, no permission
+        raise RunLogError(path, f"cannot read the file ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
         raise RunLogError(path, "is a directory, not a run log")
+    if not stat.S_ISREG(mode):
+        raise RunLogError(path, "not a regular file (a pipe or a device), not a run log")
     try:
         with path.open("rb") as fh:
             head = fh.read(len(_SQLITE_MAGIC))
@@ -86,8 +99,8 @@ def _load(conn: sqlite3.Connection, path: Path) -> RunData:
         )
 
     meta = _load_meta(conn, path)
-    sites = tuple(_load_sites(conn))
-    params = tuple(_load_params(conn))
+    sites = tuple(_load_sites(conn, path))
+    params = tuple(_load_params(conn, path))
     steps, lrs = _load_steps(conn, path)
     sample_steps, act, param = _load_samples(conn, path, len(sites), len(params), version)
     epochs = tuple(_load_epochs(conn, path))
@@ -117,7 +130,7 @@ def _json(text: Any, path: Path, where: str) -> Any:
 
 def _load_meta(conn: sqlite3.Connection, path: Path) -> dict[str, Any]:
     return {
-        key: _json(value, path, f"meta[{key!r}]")
+        _text(key): _inert(_json(value, path, f"meta[{_text(key)!r}]"))
         for key, value in conn.execute("SELECT key, value FROM meta")
     }
 
@@ -127,30 +140,80 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
         return None
     try:
         value = json.loads(text)
-        return tuple(int(v) for v in value)
-    except (TypeError, ValueError):
+        shape = tuple(int(v) for v in value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    # a shape is a short list of sizes; anything else is not worth showing
+    return shape if len(shape) <= 16 and all(0 <= v < 1 << 40 for v in shape) else None
 
 
-def _load_sites(conn: sqlite3.Connection) -> list[SiteInfo]:
+#: C0 and C1 control characters and DEL: a layer name holding an ANSI escape must not drive
+#: the user's terminal, whichever view (report, TUI, JSON piped to a pager) shows it.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _text(value: Any) -> str:
+    """A name or label for display: whatever SQLite holds, as inert text."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    text = "" if value is None else str(value)
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _inert(value: Any) -> Any:
+    """A JSON value from the log with every string made inert (see ``_text``)."""
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, list):
+        return [_inert(v) for v in value]
+    if isinstance(value, dict):
+        return {_text(k): _inert(v) for k, v in value.items()}
+    return value
+
+
+def _int(value: Any, path: Path, where: str, low: int = 0, high: int = 1 << 53) -> int:
+    """An integer column that indexes or counts something: anything else is corruption."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise RunLogError(path, f"corrupt {where}: {value!r} is not a valid number here")
+    return value
+
+
+def _dense(indexes: list[int], path: Path, table: str) -> None:
+    """Rows of ``sites``/``params`` are columns of the sample matrices: exactly 0..n-1."""
+    if indexes != list(range(len(indexes))):
+        raise RunLogError(path, f"corrupt {table} table: its rows are not numbered 0..n-1")
+
+
+def _load_sites(conn: sqlite3.Connection, path: Path) -> list[SiteInfo]:
     rows = conn.execute(
         "SELECT idx, name, module, module_type, role, family, forward_order, shape "
         "FROM sites ORDER BY idx"
     )
-    return [
-        SiteInfo(int(i), str(n), str(m), str(t), str(r), str(f), o, _shape(s))
+    sites = [
+        SiteInfo(
+            _int(i, path, "sites.idx"), _text(n), _text(m), _text(t), _text(r), _text(f),
+            o if isinstance(o, int) and not isinstance(o, bool) and 0 <= o < 1 << 53 else None,
+            _shape(s),
+        )
         for i, n, m, t, r, f, o, s in rows
     ]
+    _dense([s.idx for s in sites], path, "sites")
+    return sites
 
 
-def _load_params(conn: sqlite3.Connection) -> list[ParamInfo]:
+def _load_params(conn: sqlite3.Connection, path: Path) -> list[ParamInfo]:
     rows = conn.execute(
         "SELECT idx, name, module, shape, numel, trainable, in_optimizer FROM params ORDER BY idx"
     )
-    return [
-        ParamInfo(int(i), str(n), str(m), _shape(s) or (), int(k), bool(t), bool(o))
+    params = [
+        ParamInfo(
+            _int(i, path, "params.idx"), _text(n), _text(m), _shape(s) or (),
+            _int(k, path, f"params.numel of {_text(n)!r}"), bool(t), bool(o),
+        )
         for i, n, m, s, k, t, o in rows
     ]
+    _dense([p.idx for p in params], path, "params")
+    return params
 
 
 def _blob(data: bytes, dtype: str, shape: tuple[int, ...], path: Path, where: str) -> np.ndarray:
@@ -166,13 +229,22 @@ def _load_steps(conn: sqlite3.Connection, path: Path) -> tuple[np.ndarray, np.nd
     for first, n, groups, steps, lrs in conn.execute(
         "SELECT first_step, n, n_groups, steps, lrs FROM step_chunks ORDER BY first_step"
     ):
-        where = f"step_chunks (first step {first})"
-        chunks.append(_blob(steps, "<f8", (int(n), width), path, where))
-        lr_chunks.append(_blob(lrs, "<f8", (int(n), int(groups)), path, where))
-        max_groups = max(max_groups, int(groups))
+        where = f"step_chunks (first step {first!r})"
+        n = _int(n, path, where, high=1 << 32)
+        groups = _int(groups, path, where, low=1, high=1 << 16)
+        chunks.append(_blob(steps, "<f8", (n, width), path, where))
+        lr_chunks.append(_blob(lrs, "<f8", (n, groups), path, where))
+        max_groups = max(max_groups, groups)
     if not chunks:
         return np.zeros((0, width)), np.zeros((0, 1))
     steps_arr = np.concatenate(chunks)
+    numbers = steps_arr[:, StepField.STEP]
+    if not (np.isfinite(numbers).all() and (np.diff(numbers) > 0).all()
+            and (numbers >= 0).all() and (numbers == np.round(numbers)).all()):
+        raise RunLogError(path, "corrupt step_chunks: step numbers are not increasing integers")
+    flags = steps_arr[:, StepField.FLAGS]
+    bad = ~np.isfinite(flags) | (flags < 0) | (flags >= 1 << 31)
+    steps_arr[bad, StepField.FLAGS] = 0  # flags are hints; a damaged one means "none known"
     lrs_arr = np.full((steps_arr.shape[0], max_groups), math.nan)
     row = 0
     for chunk in lr_chunks:
@@ -190,7 +262,8 @@ def _load_samples(
     ):
         if ns != n_sites or np_ != n_params:
             raise RunLogError(path, f"corrupt sample at step {step}: layer count does not match")
-        where = f"samples (step {step})"
+        where = f"samples (step {step!r})"
+        step = _int(step, path, where)
         acts.append(_blob(act, "<f4", (n_sites, len(ActStat)), path, where))
         params.append(_param_blob(param, n_params, version, path, where))
         steps.append(int(step))
@@ -225,26 +298,31 @@ def _load_epochs(conn: sqlite3.Connection, path: Path) -> list[EpochRecord]:
         values = _json(metrics, path, f"epochs (epoch {epoch})")
         if not isinstance(values, dict):
             raise RunLogError(path, f"corrupt metrics in epochs (epoch {epoch})")
-        clean = {str(k): float(v) for k, v in values.items() if isinstance(v, (int, float))}
-        records.append(EpochRecord(int(epoch), int(step), clean))
+        clean = {
+            str(k): float(v) for k, v in values.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        where = f"epochs (epoch {epoch!r})"
+        records.append(EpochRecord(_int(epoch, path, where), _int(step, path, where), clean))
     return records
 
 
 def _load_events(conn: sqlite3.Connection) -> list[Event]:
+    """Events are notes for people: a damaged one is shown as it is, never fatal."""
     events = []
     for step, kind, layer, message, data in conn.execute(
         "SELECT step, kind, layer, message, data FROM events ORDER BY id"
     ):
         try:
-            payload = json.loads(data)
+            payload = _inert(json.loads(data))
         except (TypeError, ValueError):
             payload = {}
         events.append(
             Event(
-                None if step is None else int(step),
-                str(kind),
-                None if layer is None else str(layer),
-                str(message),
+                step if isinstance(step, int) and not isinstance(step, bool) else None,
+                _text(kind),
+                None if layer is None else _text(layer),
+                _text(message),
                 payload if isinstance(payload, dict) else {},
             )
         )
