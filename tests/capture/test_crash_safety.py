@@ -88,3 +88,30 @@ def test_log_is_readable_while_the_writer_runs(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_file_size_limit_hit_mid_run_keeps_training_and_the_log(tmp_path):
+    """A real RLIMIT_FSIZE (a full disk, as the process sees it): training goes on to the end,
+    one warning names the problem, and what was written before stays readable."""
+    log = tmp_path / "limited.sqlite"
+    limit = 96 * 1024
+    tail = f"""if step == 400:
+        print("done", monitor.steps, flush=True)
+        monitor.close()
+        break"""
+    code = ("import resource\n"
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n"
+            + textwrap.dedent(TRAIN).replace("{tail}", tail))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code, str(log)], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "done 400" in proc.stdout  # every step trained
+    warnings = [line for line in proc.stderr.splitlines() if "netdoctor" in line]
+    assert len(warnings) == 1, proc.stderr
+    assert "writing" in warnings[0] and "failed" in warnings[0], warnings
+    assert "training continues" in warnings[0]
+    run = open_run(log)  # readable: SQLite rolled back the commit that did not fit
+    assert 8 <= run.n_steps < 400
+    assert (run.step_numbers == range(run.n_steps)).all()
