@@ -68,21 +68,29 @@ class RunLogWriter:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(f"{path}{suffix}")
             self._release_lock()
+        # The schema is made in a side file and renamed into place: a process killed at any
+        # moment leaves either no log at all or a complete, empty one, never a half-made file.
+        fresh = path.with_name(f".{path.name}.{os.getpid()}.new")
         conn: sqlite3.Connection | None = None
         try:
-            conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            # One transaction: a process killed here leaves either no schema or all of it.
+            conn = sqlite3.connect(str(fresh), isolation_level=None)
             conn.executescript(
                 f"BEGIN; PRAGMA application_id={APPLICATION_ID};"
                 f" PRAGMA user_version={SCHEMA_VERSION};" + DDL
             )
             _put_meta(conn, {**meta, "status": RunStatus.RUNNING.value})
             conn.execute("COMMIT")
+            conn.close()
+            os.replace(fresh, path)
+            conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
         except (sqlite3.Error, OSError) as exc:
             if conn is not None:
                 conn.close()
+            for leftover in (fresh, Path(f"{fresh}-journal")):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
             detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             raise NetdoctorError(f"{path}: cannot create the run log ({detail})") from None
         try:
