@@ -6,7 +6,6 @@ as a user writes them, seconds each on one CPU core. Each one states the bug it 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,25 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from netdoctor.capture.watch import watch
-
-
-def spirals(
-    n: int, classes: int = 3, noise: float = 0.2, seed: int = 0, turns: float = 1.0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Interleaved 2-D spirals (cs231n's classic), one arm per class rotated by 2π/C: no straight
-    line separates them, so a linear model stays at chance while a small MLP gets ~all right."""
-    g = torch.Generator().manual_seed(seed)
-    per = n // classes
-    xs, ys = [], []
-    for c in range(classes):
-        r = torch.linspace(0.05, 1.0, per)
-        t = (torch.linspace(0.0, turns * 2 * math.pi, per) + c * 2 * math.pi / classes
-             + torch.randn(per, generator=g) * noise)
-        xs.append(torch.stack([r * torch.sin(t), r * torch.cos(t)], dim=1))
-        ys.append(torch.full((per,), c, dtype=torch.long))
-    x, y = torch.cat(xs), torch.cat(ys)
-    order = torch.randperm(len(x), generator=g)
-    return x[order], y[order]
+from netdoctor.recipes.data import spirals
 
 
 def mlp(sizes: list[int], act: type[nn.Module] = nn.ReLU) -> nn.Sequential:
