@@ -46,9 +46,6 @@ MAX_INFERRED_CLASSES = 20
 #: Symbols the copy task asks the model to remember before the delay.
 COPY_SYMBOLS = 3
 
-#: Samples a split needs at least: one to train on.
-MIN_TRAIN = 1
-
 
 @dataclass(frozen=True)
 class Split:
@@ -103,7 +100,7 @@ def make_dataset(spec: DataSpec, seed: int, source: str) -> Dataset:
     x = samples.x
     if spec.input_scale != 1.0 or spec.input_offset != 0.0:
         x = x * spec.input_scale + spec.input_offset
-    train_idx, val_idx, test_idx = _split_indices(len(x), fractions, generator, source)
+    train_idx, val_idx, test_idx = _split_indices(len(x), fractions, generator)
     if spec.normalize:
         x = _standardise(x, x[train_idx])
     y = samples.y
@@ -171,15 +168,14 @@ def _augment_images(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor
 
 # ---- the split and the normalisation ------------------------------------------------------------
 def _split_indices(
-    n: int, fractions: tuple[float, float, float], generator: torch.Generator, source: str
+    n: int, fractions: tuple[float, float, float], generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Shuffled indices of the three splits; a split with a zero fraction is empty."""
-    n_val = round(n * fractions[1])
-    n_test = round(n * fractions[2])
+    """Shuffled indices of the three splits. Val and test sizes are rounded down and train
+    takes the rest, so a positive train fraction always gets at least one sample and a zero
+    fraction gives an empty split."""
+    n_val = math.floor(n * fractions[1] + 1e-9)
+    n_test = math.floor(n * fractions[2] + 1e-9)
     n_train = n - n_val - n_test
-    if n_train < MIN_TRAIN:
-        raise ConfigError(f"{source}: data.split = {list(fractions)} leaves no training sample "
-                          f"out of {n}")
     order = torch.randperm(n, generator=generator)
     return order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]
 
