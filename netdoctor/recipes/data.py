@@ -12,6 +12,9 @@ failures, visible in seconds on a CPU:
 - ``copy``: remember a few symbols across a delay and recall one (memory, for LSTM/GRU);
 - ``regression``: a linear plus a nonlinear function of the inputs, with noise.
 
+``noise`` jitters spirals' angles, sets the blobs' spread, adds pixel noise to shapes and label
+noise to regression; the sequence tasks are noise-free (their difficulty is ``seq_len``).
+
 Everything is drawn from one ``torch.Generator`` seeded by the recipe, so a seed gives the same
 data on every machine. Normalisation uses the training split's statistics only: using the whole
 set would leak the validation and test sets into training.
@@ -188,9 +191,7 @@ def _standardise(x: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
     else:
         dims = tuple(range(x.dim() - 1))
     mean = train.double().mean(dim=dims, keepdim=True)
-    std = train.double().std(dim=dims, keepdim=True, correction=0) if len(train) else None
-    if std is None:
-        return x
+    std = train.double().std(dim=dims, keepdim=True, correction=0)
     std = torch.where(std > 1e-12 * (1 + mean.abs()), std, torch.ones_like(std))
     return ((x.double() - mean) / std).float()
 
