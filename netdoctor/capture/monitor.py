@@ -8,6 +8,11 @@ given before the optimizer steps (gradient accumulation) are averaged into that 
 
 Every ``flush_every`` steps (or ``flush_seconds``) the rings are copied to the host in one
 transfer, the first non-finite value is located, and the rows go to the log writer's thread.
+
+In a distributed run (see ``capture.ranks``) every rank also keeps rank rows: step and lead
+times from a ``StepClock`` and, on steps that are multiples of ``flush_every`` (the same steps
+on every rank), a checksum of the parameters. On rank 0 they go to the log; on the other ranks
+the writer is a ``RankForwarder`` that sends them to rank 0.
 """
 
 from __future__ import annotations
@@ -27,11 +32,20 @@ from netdoctor.capture.activation_probe import ACC_WIDTH, Acc, ActivationProbe
 from netdoctor.capture.exit_guard import ExitGuard
 from netdoctor.capture.param_probe import ParamProbe, ParamSpec
 from netdoctor.capture.precision import stat_dtype
+from netdoctor.capture.ranks import RankForwarder, RankSetup, replica_checksum
 from netdoctor.capture.schedule import SamplingSchedule
 from netdoctor.capture.sites import SiteSpec
 from netdoctor.diagnosis import Diagnosis
 from netdoctor.runlog.run_data import ParamInfo, SiteInfo
-from netdoctor.runlog.schema import GRAD_ABSENT, ActStat, ParamStat, RunStatus, StepField, StepFlag
+from netdoctor.runlog.schema import (
+    GRAD_ABSENT,
+    ActStat,
+    ParamStat,
+    RankField,
+    RunStatus,
+    StepField,
+    StepFlag,
+)
 from netdoctor.runlog.writer import RunLogWriter
 
 if TYPE_CHECKING:  # the rules load when the run is diagnosed, not when capture is imported
@@ -48,6 +62,8 @@ class _StepRow:
     micro_batches: int
     sampled: bool
     has_grad: bool
+    step_time: float = math.nan  # distributed runs only (rank rows)
+    lead_time: float = math.nan
 
 
 @dataclass(slots=True)
@@ -61,6 +77,9 @@ class _Pending:
     param_sample: torch.Tensor | None = None
     lrs: list[Any] = field(default_factory=list)
     stepped: bool = False
+    step_time: float = math.nan
+    lead_time: float = math.nan
+    checksum: torch.Tensor | None = None
 
 
 class Monitor:
@@ -70,7 +89,7 @@ class Monitor:
         self,
         model: nn.Module,
         optimizer: torch.optim.Optimizer | None,
-        writer: RunLogWriter,
+        writer: RunLogWriter | RankForwarder,
         sites: list[SiteSpec],
         modules: dict[str, nn.Module],
         params: list[ParamSpec],
@@ -78,8 +97,10 @@ class Monitor:
         schedule: SamplingSchedule,
         flush_every: int,
         flush_seconds: float,
+        ranks: RankSetup | None = None,
     ) -> None:
         self.log_path: Path = writer.path
+        self._ranks = ranks
         self._optimizer = optimizer
         self._writer = writer
         self._schedule = schedule
@@ -95,6 +116,9 @@ class Monitor:
         self._ring_sums = torch.zeros(flush_every, len(sites), device=device)
         self._ring_grads = torch.zeros(flush_every, len(params), device=device, dtype=self._dtype)
         self._ring_loss = torch.zeros(flush_every, device=device, dtype=self._dtype)
+        self._ring_checksum = torch.full((flush_every if ranks else 0,), math.nan,
+                                         device=device, dtype=self._dtype)
+        self._rank_info_sent = False
         self._rows: list[_StepRow] = []
         self._samples: list[tuple[int, torch.Tensor, torch.Tensor]] = []
         self._pending = _Pending()
@@ -137,6 +161,7 @@ class Monitor:
             if self._sampled:
                 self._pending.param_sample = self._param_probe.sample(self._pending.grads)
             self._pending.stepped = True
+            self._rank_step_end()
         if self._pending.stepped:
             self._close_step()
 
@@ -197,6 +222,18 @@ class Monitor:
             self._pending.param_sample = self._param_probe.sample(self._pending.grads)
         self._pending.lrs = [group.get("lr", math.nan) for group in optimizer.param_groups]
         self._pending.stepped = True
+        self._rank_step_end()
+
+    def _rank_step_end(self) -> None:
+        """Distributed runs: the step's host times and, on the shared schedule, the checksum."""
+        ranks = self._ranks
+        if ranks is None:
+            return
+        pending = self._pending
+        pending.step_time, pending.lead_time = ranks.clock.step_end()
+        if ranks.replicated and self._step % self._flush_every == 0:
+            pending.checksum = replica_checksum([p.param for p in self._params], self._dtype,
+                                                self._device)
 
     # ---- step bookkeeping ------------------------------------------------------------------------
     def _add_loss(self, loss: Any) -> None:
@@ -231,6 +268,11 @@ class Monitor:
             self._ring_loss[slot].copy_(pending.loss_sum / pending.loss_count)
         else:
             self._ring_loss[slot].fill_(float("nan"))
+        if self._ranks is not None:
+            if pending.checksum is not None:
+                self._ring_checksum[slot].copy_(pending.checksum)
+            else:
+                self._ring_checksum[slot].fill_(float("nan"))
         self._rows.append(_StepRow(
             step=self._step,
             time=time.perf_counter() - self._start,
@@ -238,6 +280,8 @@ class Monitor:
             micro_batches=pending.loss_count,
             sampled=act_sample is not None,
             has_grad=pending.has_grad,
+            step_time=pending.step_time,
+            lead_time=pending.lead_time,
         ))
         if act_sample is not None:
             param_sample = pending.param_sample
@@ -263,7 +307,8 @@ class Monitor:
         if self._logged_sites is None:
             self._write_structure()
         n_sites, n_params = len(self._sites), len(self._params)
-        parts = [self._ring_sums[:n].flatten(), self._ring_grads[:n].flatten(), self._ring_loss[:n]]
+        parts = [self._ring_sums[:n].flatten(), self._ring_grads[:n].flatten(), self._ring_loss[:n],
+                 self._ring_checksum[:n]]
         parts += [a.flatten() for _, a, _ in self._samples]
         parts += [p.flatten() for _, _, p in self._samples]
         # one copy, one sync; cast on the host (MPS has no float64)
@@ -271,6 +316,8 @@ class Monitor:
         sums, flat = flat[: n * n_sites].reshape(n, n_sites), flat[n * n_sites:]
         grads, flat = flat[: n * n_params].reshape(n, n_params), flat[n * n_params:]
         losses, flat = flat[:n], flat[n:]
+        n_sums = n if self._ranks is not None else 0
+        checksums, flat = flat[:n_sums], flat[n_sums:]
         k = len(self._samples)
         acts, flat = flat[: k * n_sites * (ACC_WIDTH + 2)], flat[k * n_sites * (ACC_WIDTH + 2):]
         acts = acts.reshape(k, n_sites, ACC_WIDTH + 2)
@@ -279,6 +326,8 @@ class Monitor:
         logged = [s.idx for s in self._logged_sites or []]
         steps, lrs = self._step_table(sums[:, logged], grads, losses)
         self._writer.put_steps(steps, lrs)
+        if self._ranks is not None and n:
+            self._put_rank_rows(steps, checksums)
         for (step, _, _), act, param in zip(self._samples, acts, params, strict=True):
             self._writer.put_sample(step, self._act_table(act)[logged], param)
         if not self._nonfinite_seen:
@@ -290,6 +339,22 @@ class Monitor:
         self._writer.commit()
         self._rows.clear()
         self._samples.clear()
+
+    def _put_rank_rows(self, steps: np.ndarray, checksums: np.ndarray) -> None:
+        assert self._ranks is not None
+        rows = np.full((steps.shape[0], len(RankField)), math.nan)
+        rows[:, RankField.STEP] = steps[:, StepField.STEP]
+        rows[:, RankField.LOSS] = steps[:, StepField.LOSS]
+        rows[:, RankField.STEP_TIME] = [r.step_time for r in self._rows]
+        rows[:, RankField.LEAD_TIME] = [r.lead_time for r in self._rows]
+        rows[:, RankField.FLAGS] = steps[:, StepField.FLAGS]
+        rows[:, RankField.CHECKSUM] = checksums
+        info = None
+        if not self._rank_info_sent:  # step 0 is closed: its samples are counted
+            self._rank_info_sent = True
+            samples = self._ranks.clock.samples_per_step
+            info = {"device": str(self._device), "samples_per_step": samples or None}
+        self._writer.put_rank_rows(self._ranks.rank, rows, info)
 
     def _write_structure(self) -> None:
         act = self._act
@@ -428,11 +493,15 @@ class Monitor:
         finally:
             for handle in self._hook_handles:
                 handle.remove()
+            if self._ranks is not None:
+                self._ranks.clock.remove()
             if self._model.__dict__.get("_netdoctor_monitor") is self:
                 del self._model.__dict__["_netdoctor_monitor"]
             self._act.remove()
             self._writer.close(status, message)
-        if status is RunStatus.FINISHED:
+        if not isinstance(self._writer, RunLogWriter):  # another rank: rank 0 diagnoses the run
+            self._diagnoses = []
+        elif status is RunStatus.FINISHED:
             self._diagnoses = _diagnose(self.log_path, self._rules)
         else:  # closing because of the user's exception: nothing here may replace it
             try:

@@ -17,7 +17,17 @@ from torch import nn
 from netdoctor._version import __version__
 from netdoctor.capture.monitor import Monitor
 from netdoctor.capture.param_probe import plan_params
-from netdoctor.capture.ranks import QuietMonitor, rank_and_world
+from netdoctor.capture.ranks import (
+    QuietMonitor,
+    RankCollectingWriter,
+    RankForwarder,
+    RankSetup,
+    StepClock,
+    backend_name,
+    open_channel,
+    parameters_replicated,
+    rank_and_world,
+)
 from netdoctor.capture.schedule import SamplingSchedule
 from netdoctor.capture.sites import plan_sites
 from netdoctor.runlog.writer import RunLogWriter
@@ -36,8 +46,10 @@ def watch(
 ) -> Monitor | QuietMonitor:
     """Start monitoring ``model`` (and ``optimizer``) and return the :class:`Monitor`.
 
-    Under ``torchrun``/DDP call it on every rank: rank 0 writes the log, the other ranks get a
-    :class:`~netdoctor.capture.ranks.QuietMonitor` with the same methods that records nothing.
+    Under ``torchrun``/DDP call it on every rank, with the same ``log``: every rank measures the
+    same way, rank 0 writes the log, and the other ranks send it their per-step loss, timing,
+    non-finite flags, parameter checksums and how they ended (see ``netdoctor.capture.ranks``).
+    Only rank 0's ``close()`` returns diagnoses. Calling it on rank 0 alone also works.
 
     Call ``monitor.step(loss)`` after each ``optimizer.step()``, ``monitor.epoch(...)`` with the
     epoch's metrics, and ``monitor.close()`` at the end (or use ``with watch(...) as monitor:``).
@@ -72,7 +84,8 @@ def watch(
     inner = _unwrap(model)
     path = Path(log) if log is not None else _default_log(inner)
     rank, world = rank_and_world()
-    if rank != 0:
+    channel = open_channel(log, rank, world) if world > 1 else None
+    if rank != 0 and channel is None:
         return QuietMonitor(path, rank)
     _close_previous(inner)
     device = _device_of(inner)
@@ -103,9 +116,22 @@ def watch(
         "source": "watch",
         "world_size": world,
     }
-    writer = RunLogWriter(path, meta)
+    replicated = parameters_replicated(model)
+    if world > 1:
+        meta["distributed"] = {"backend": backend_name(), "wrapper": type(model).__name__,
+                               "replicated": replicated, "ranks_report": channel is not None}
+    writer: RunLogWriter | RankForwarder
+    if channel is None:
+        writer = RunLogWriter(path, meta)
+    elif rank == 0:
+        writer = RankCollectingWriter(path, meta, channel)
+    else:
+        writer = RankForwarder(channel, path, {"host": socket.gethostname(), "pid": os.getpid(),
+                                               "device": str(device)})
+    # on the module the user calls: outside torch.compile's graph, around DDP's forward
+    ranks = None if channel is None else RankSetup(rank, world, StepClock(model), replicated)
     monitor = Monitor(inner, optimizer, writer, sites, modules, params, device, schedule,
-                      flush_every, flush_seconds)
+                      flush_every, flush_seconds, ranks)
     inner.__dict__[_ATTACHED] = monitor
     return monitor
 

@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import stat
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -24,10 +25,12 @@ from netdoctor.runlog.run_data import EpochRecord, Event, ParamInfo, RunData, Si
 from netdoctor.runlog.schema import (
     APPLICATION_ID,
     OLDEST_READABLE_SCHEMA,
+    RANK_TABLE,
     SCHEMA_VERSION,
     TABLES,
     ActStat,
     ParamStat,
+    RankField,
     RunStatus,
     StepField,
 )
@@ -105,6 +108,7 @@ def _load(conn: sqlite3.Connection, path: Path) -> RunData:
     sample_steps, act, param = _load_samples(conn, path, len(sites), len(params), version)
     epochs = tuple(_load_epochs(conn, path))
     events = tuple(_load_events(conn))
+    ranks = _load_ranks(conn, path) if RANK_TABLE in present else {}
     meta["_writer_alive"] = _writer_alive(meta)
     return RunData(
         path=str(path),
@@ -118,6 +122,7 @@ def _load(conn: sqlite3.Connection, path: Path) -> RunData:
         param=param,
         epochs=epochs,
         events=events,
+        ranks=MappingProxyType(ranks),
     )
 
 
@@ -251,6 +256,36 @@ def _load_steps(conn: sqlite3.Connection, path: Path) -> tuple[np.ndarray, np.nd
         lrs_arr[row : row + chunk.shape[0], : chunk.shape[1]] = chunk
         row += chunk.shape[0]
     return steps_arr, lrs_arr
+
+
+#: Ranks a log may name: far more processes than any job has, far fewer than a corrupt integer.
+_MAX_RANK = 1 << 24
+
+
+def _load_ranks(conn: sqlite3.Connection, path: Path) -> dict[int, np.ndarray]:
+    """Per-rank rows of a distributed run, each rank's chunks joined in step order."""
+    width = len(RankField)
+    chunks: dict[int, list[np.ndarray]] = {}
+    for rank, first, n, rows in conn.execute(
+        "SELECT rank, first_step, n, rows FROM rank_chunks ORDER BY rank, first_step"
+    ):
+        where = f"rank_chunks (rank {rank!r}, first step {first!r})"
+        rank = _int(rank, path, where, high=_MAX_RANK)
+        n = _int(n, path, where, high=1 << 32)
+        chunks.setdefault(rank, []).append(_blob(rows, "<f8", (n, width), path, where))
+    ranks = {}
+    for rank, parts in chunks.items():
+        rows = np.concatenate(parts)
+        numbers = rows[:, RankField.STEP]
+        if not (np.isfinite(numbers).all() and (np.diff(numbers) > 0).all()
+                and (numbers >= 0).all() and (numbers == np.round(numbers)).all()):
+            raise RunLogError(
+                path, f"corrupt rank_chunks: step numbers of rank {rank} are not increasing")
+        flags = rows[:, RankField.FLAGS]
+        bad = ~np.isfinite(flags) | (flags < 0) | (flags >= 1 << 31)
+        rows[bad, RankField.FLAGS] = 0  # flags are hints; a damaged one means "none known"
+        ranks[rank] = rows
+    return ranks
 
 
 def _load_samples(

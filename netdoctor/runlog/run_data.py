@@ -8,12 +8,14 @@ val_loss") so that each rule states its logic, not its bookkeeping.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
-from netdoctor.runlog.schema import ActStat, ParamStat, RunStatus, StepField, StepFlag
+from netdoctor.runlog.schema import ActStat, ParamStat, RankField, RunStatus, StepField, StepFlag
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,9 @@ class RunData:
     param: np.ndarray  # (m, n_params, len(ParamStat)) float32
     epochs: tuple[EpochRecord, ...]
     events: tuple[Event, ...]
+    #: Distributed runs: rank -> (n, len(RankField)) float64 rows in step order, every rank
+    #: that reported (rank 0 too). Empty for single-process runs and logs older than the table.
+    ranks: Mapping[int, np.ndarray] = field(default_factory=lambda: MappingProxyType({}))
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # ---- per-step series -------------------------------------------------------------------
@@ -226,3 +231,23 @@ class RunData:
 
     def events_of(self, kind: str) -> list[Event]:
         return [e for e in self.events if e.kind == kind]
+
+    # ---- distributed runs ----------------------------------------------------------------------
+    @property
+    def world_size(self) -> int:
+        """Processes in the run (1 unless it ran under torchrun/DDP)."""
+        value = self.meta.get("world_size", 1)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
+
+    def rank_series(self, rank: int, name: RankField) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values) of one per-rank field; empty arrays for a rank that sent nothing."""
+        rows = self.ranks.get(rank)
+        if rows is None:
+            empty = np.zeros(0)
+            return empty.astype(np.int64), empty
+        return rows[:, RankField.STEP].astype(np.int64), rows[:, name]
+
+    def rank_events(self, what: str) -> list[Event]:
+        """Events about other ranks (kind 'rank') whose ``data['type']`` is ``what``: 'nonfinite'
+        (a rank's first non-finite value), 'end' (how a rank ended), 'silent' (no end seen)."""
+        return [e for e in self.events if e.kind == "rank" and e.data.get("type") == what]

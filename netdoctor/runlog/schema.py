@@ -73,6 +73,27 @@ class StepFlag(enum.IntFlag):
 #: Value of a per-step gradient norm for a parameter that had no ``.grad`` at that step.
 GRAD_ABSENT = -1.0
 
+
+class RankField(enum.IntEnum):
+    """Per rank of a distributed run and optimizer step (float64), in ``rank_chunks``.
+
+    Every rank writes these, rank 0 included, so that rules can compare ranks at equal steps.
+    Times are the rank's host clock; NaN where a value was not measured.
+    """
+
+    STEP = 0
+    LOSS = 1  # this rank's loss (its own batch): the step table holds rank 0's
+    STEP_TIME = 2  # seconds from the previous optimizer step's end to this one's; NaN at step 0
+    # Seconds from the previous step's end to the end of this step's (last) training forward:
+    # the rank's own work before DDP's gradient all-reduce makes it wait for the others. Total
+    # step times are equal on every rank under DDP; this is what differs on a straggler.
+    LEAD_TIME = 3
+    FLAGS = 4  # StepFlag bits of this rank's step
+    # Sum of squares of every parameter after the step (float64), on steps that are multiples
+    # of ``flush_every`` (the same steps on every rank); NaN on other steps and when parameters
+    # are sharded (FSDP), where replicas are not meant to be equal.
+    CHECKSUM = 5
+
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -116,17 +137,26 @@ CREATE TABLE IF NOT EXISTS epochs (
     step    INTEGER NOT NULL,            -- last optimizer step of the epoch
     metrics TEXT NOT NULL                -- JSON object of floats; NaN written as NaN
 );
+CREATE TABLE IF NOT EXISTS rank_chunks (  -- distributed runs only; absent from older logs
+    rank       INTEGER NOT NULL,
+    first_step INTEGER NOT NULL,
+    n          INTEGER NOT NULL,
+    rows       BLOB NOT NULL,            -- float64 (n, len(RankField))
+    PRIMARY KEY (rank, first_step)
+);
 CREATE TABLE IF NOT EXISTS events (
     id      INTEGER PRIMARY KEY AUTOINCREMENT,
     step    INTEGER,
-    kind    TEXT NOT NULL,               -- 'nonfinite' | 'warning' | ...
+    kind    TEXT NOT NULL,               -- 'nonfinite' | 'warning' | 'rank' | ...
     layer   TEXT,
     message TEXT NOT NULL,
     data    TEXT NOT NULL                -- JSON object
 );
 """
 
+#: Tables every log has. ``rank_chunks`` (distributed runs) is optional: an older log lacks it.
 TABLES = ("meta", "sites", "params", "step_chunks", "samples", "epochs", "events")
+RANK_TABLE = "rank_chunks"
 
 
 class RunStatus(str, enum.Enum):

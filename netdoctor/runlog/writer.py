@@ -160,6 +160,15 @@ class RunLogWriter:
         self._queue.put(lambda c: c.execute(
             "INSERT OR REPLACE INTO step_chunks VALUES (?,?,?,?,?)", row))
 
+    def put_rank_rows(self, rank: int, rows: np.ndarray) -> None:
+        """Append one rank's rows of ``RankField`` values (float64) for consecutive steps."""
+        if rows.ndim != 2 or rows.shape[0] == 0:
+            return
+        row = (int(rank), int(rows[0, 0]), int(rows.shape[0]),
+               np.ascontiguousarray(rows, dtype="<f8").tobytes())
+        self._queue.put(lambda c: c.execute(
+            "INSERT OR REPLACE INTO rank_chunks VALUES (?,?,?,?)", row))
+
     def put_sample(self, step: int, act: np.ndarray, param: np.ndarray) -> None:
         row = (int(step), int(act.shape[0]), int(param.shape[0]),
                np.ascontiguousarray(act, dtype="<f4").tobytes(),
