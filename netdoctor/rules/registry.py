@@ -1,7 +1,8 @@
 """The rules netdoctor knows, in their documented order, and the cause-consequence table.
 
-Order (``all_rules()``): nan_loss, exploding_gradients, vanishing_gradients, overfitting,
-underfitting, the order of design.md's rule ids. Reports list rules in this order when
+Order (``all_rules()``): nan_loss, exploding_gradients, vanishing_gradients, dead_relu,
+saturated_activations, overfitting, underfitting, poor_init, unnormalized_inputs, the order of
+design.md's rule ids. Reports list rules in this order when
 nothing else (cause, severity, step) separates two diagnoses.
 """
 
@@ -11,7 +12,17 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from netdoctor.errors import ConfigError
-from netdoctor.rules import exploding, nonfinite, overfitting, underfitting, vanishing
+from netdoctor.rules import (
+    dead_relu,
+    exploding,
+    nonfinite,
+    overfitting,
+    poor_init,
+    saturated,
+    underfitting,
+    unnormalized_inputs,
+    vanishing,
+)
 from netdoctor.rules.base import Rule, RuleDoc, Threshold
 
 __all__ = ["CAUSES", "Rule", "RuleDoc", "Threshold", "all_rules", "get_rule", "rule_ids"]
@@ -20,20 +31,42 @@ _RULES: tuple[Rule, ...] = (
     nonfinite.RULE,
     exploding.RULE,
     vanishing.RULE,
+    dead_relu.RULE,
+    saturated.RULE,
     overfitting.RULE,
     underfitting.RULE,
+    poor_init.RULE,
+    unnormalized_inputs.RULE,
 )
 _BY_ID: Mapping[str, Rule] = MappingProxyType({r.id: r for r in _RULES})
 
-#: Consequence rule id -> rule ids that can be its root cause. When both fire on one run, the
-#: engine lists the cause first and its consequence right after it: a NaN that ends an explosion
-#: is explained by the explosion, and so are gates saturated by it (gradients then vanish); a net
-#: that cannot learn because its gradients vanish or exploded is explained by that.
+#: Consequence rule id -> rule ids that can be its root cause, most immediate first. When both
+#: fire on one run, the engine lists the cause first and its consequence right after it: a NaN
+#: that ends an explosion is explained by the explosion, and so are gates saturated by it
+#: (gradients then vanish); a net that cannot learn because its gradients vanish or exploded is
+#: explained by that. Raw inputs and a bad initialisation come first of all (they blow up the
+#: first updates, saturate or kill units); saturated and dead units are how gradients vanish.
+#: The graph has no cycles (tests/rules/test_causes.py), so every chain ends at a root.
 CAUSES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "nan_loss": ("exploding_gradients",),
-        "vanishing_gradients": ("exploding_gradients",),
-        "underfitting": ("vanishing_gradients", "exploding_gradients"),
+        "exploding_gradients": ("unnormalized_inputs", "poor_init"),
+        "vanishing_gradients": (
+            "saturated_activations",
+            "dead_relu",
+            "exploding_gradients",
+            "poor_init",
+        ),
+        "dead_relu": ("exploding_gradients", "poor_init", "unnormalized_inputs"),
+        "saturated_activations": ("exploding_gradients", "poor_init", "unnormalized_inputs"),
+        "underfitting": (
+            "vanishing_gradients",
+            "exploding_gradients",
+            "dead_relu",
+            "saturated_activations",
+            "poor_init",
+            "unnormalized_inputs",
+        ),
     }
 )
 

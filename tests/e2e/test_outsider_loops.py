@@ -105,8 +105,11 @@ def test_house_prices_on_raw_columns_explode_and_want_normalised_inputs(tmp_path
     found, _ = _train(
         model, opt, x, y, tmp_path / "house.sqlite", epochs=6, batch=40, chance_loss=float(y.var())
     )
-    _assert_early_explosion(found, "0", "normalize_inputs")
-    assert "lower_lr" in [f.id for f in found[0].fixes][:3]
+    # raw columns (RMS ~2e3) are the root cause: unnormalized_inputs leads, the explosion follows
+    assert found[0].rule == "unnormalized_inputs" and found[0].fixes[0].id == "normalize_inputs"
+    _assert_early_explosion(found[1:], "0", "normalize_inputs")
+    assert found[1].evidence["caused_by"] == "unnormalized_inputs"
+    assert "lower_lr" in [f.id for f in found[1].fixes][:3]
 
 
 def test_learning_rate_typo_asks_for_a_higher_learning_rate(tmp_path):

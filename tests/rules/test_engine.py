@@ -88,7 +88,8 @@ def test_consequence_without_its_cause_sorts_on_its_own():
 def test_healthy_run_gets_nothing_from_any_rule():
     run = make_run(noisy_decay(300), epochs=[{"val_loss": v} for v in (2.0, 1.5, 1.2, 1.0, 0.9)])
     assert run_rules(run) == []
-    assert len(all_rules()) == 5
+    for rule in all_rules():  # each rule on its own, whatever the registry holds
+        assert rule.check(run, rule.defaults()) == [], rule.id
 
 
 def test_empty_run_is_quiet():

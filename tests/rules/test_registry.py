@@ -57,8 +57,12 @@ def test_rules_in_documented_order_with_their_severities():
         ("nan_loss", Severity.ERROR),
         ("exploding_gradients", Severity.ERROR),
         ("vanishing_gradients", Severity.WARNING),
+        ("dead_relu", Severity.WARNING),
+        ("saturated_activations", Severity.WARNING),
         ("overfitting", Severity.WARNING),
         ("underfitting", Severity.WARNING),
+        ("poor_init", Severity.WARNING),
+        ("unnormalized_inputs", Severity.WARNING),
     ]
 
 
