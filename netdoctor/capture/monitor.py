@@ -185,14 +185,23 @@ class Monitor:
         self._writer.commit()
         self._epoch += 1
 
-    def close(self, rules: RuleConfig | None = None) -> list[Diagnosis]:
+    def annotate(self, items: dict[str, Any]) -> None:
+        """Add facts about the run to the log's meta table (JSON values), e.g. the recipe that
+        trained it or why a training loop stopped early; written with the next flush."""
+        self._check_open()
+        self._writer.put_meta(items)
+
+    def close(
+        self, rules: RuleConfig | None = None, message: str | None = None
+    ) -> list[Diagnosis]:
         """Flush, close the log, remove every hook, and return the diagnoses. Idempotent.
 
         ``rules`` (a ``netdoctor.rules.RuleConfig``) selects rules and thresholds; default:
-        every rule with its default thresholds.
+        every rule with its default thresholds. ``message`` (one line) says how the run ended
+        when that is worth telling, e.g. "stopped by the max_steps budget"; reports show it.
         """
         self._rules = rules
-        return self._finish(RunStatus.FINISHED, None)
+        return self._finish(RunStatus.FINISHED, message)
 
     def __enter__(self) -> Monitor:
         return self

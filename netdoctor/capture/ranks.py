@@ -552,7 +552,10 @@ class QuietMonitor:
     ) -> None:
         """Same signature as ``Monitor.epoch``; other ranks' metrics are not recorded."""
 
-    def close(self, rules: Any = None) -> list[Diagnosis]:
+    def annotate(self, items: dict[str, Any]) -> None:
+        """Same as ``Monitor.annotate``; rank 0 writes the meta."""
+
+    def close(self, rules: Any = None, message: str | None = None) -> list[Diagnosis]:
         """Rank 0 holds the diagnoses; here there are none."""
         self._closed = True
         return []
