@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from netdoctor.cli import options
-from netdoctor.cli.console import print_report, stdout_console, write_data
+from netdoctor.cli.console import print_report, write_data
 from netdoctor.cli.errors import user_errors
 from netdoctor.cli.settings import rule_config
 
@@ -33,14 +34,21 @@ class View(str, enum.Enum):
 
 
 def choose_view(requested: OutputFormat | None, stdout_is_terminal: bool) -> View:
-    """design.md: the TUI when stdout is a terminal and no ``--format`` is given.
-
-    The TUI is not built yet, so that case gets the text report for now; when ``netdoctor.tui``
-    lands, return ``View.TUI`` for ``(None, True)`` here and handle it in ``show_report``.
-    """
+    """design.md: the TUI when stdout is a terminal and no ``--format`` is given."""
     if requested is OutputFormat.JSON:
         return View.JSON
+    if requested is None and stdout_is_terminal:
+        return View.TUI
     return View.TEXT
+
+
+def interactive_terminal() -> bool:
+    """Whether a full-screen app can run: stdout *and* stdin are terminals.
+
+    Asked of the file descriptors, not of rich's console: FORCE_COLOR makes rich call a pipe a
+    terminal (styled text for CI logs), and an app drawn into a pipe would never end.
+    """
+    return sys.stdout.isatty() and sys.stdin.isatty()
 
 
 def show_report(run: RunData, diagnoses: Sequence[Diagnosis], view: View) -> None:
@@ -79,10 +87,20 @@ def inspect_command(
     """Diagnose a saved run log.
 
     Prints the run's summary, what went wrong (with the numbers behind it and ranked fixes) and
-    the health of each layer. Rule settings come from [tool.netdoctor] in the nearest
+    the health of each layer. In a terminal, without --format, opens the interactive view
+    (press ? there for its keys). Rule settings come from [tool.netdoctor] in the nearest
     pyproject.toml; the flags override them.
     """
     settings = rule_config(select, ignore, config)
+    view = choose_view(output_format, interactive_terminal())
+    if view is View.TUI:
+        from netdoctor.rules import run_rules
+        from netdoctor.runlog import open_run
+        from netdoctor.tui import inspect_in_tui
+
+        run = open_run(log)  # unreadable from the start: one line and exit 2, as without the TUI
+        inspect_in_tui(run, run_rules(run, settings), settings, follow=follow)
+        return
     if follow:
         from netdoctor.cli.follow import follow as follow_log
 
@@ -93,4 +111,4 @@ def inspect_command(
 
         run = open_run(log)
         diagnoses = run_rules(run, settings)
-    show_report(run, diagnoses, choose_view(output_format, stdout_console().is_terminal))
+    show_report(run, diagnoses, view)

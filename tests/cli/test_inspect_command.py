@@ -140,8 +140,8 @@ def test_find_pyproject_skips_files_without_a_table(tmp_path: Path) -> None:
     assert find_pyproject(tmp_path) != tmp_path / "pyproject.toml"
 
 
-def test_view_seam_picks_text_until_the_tui_exists() -> None:
+def test_view_seam_picks_the_tui_for_a_terminal_without_format() -> None:
     assert choose_view(None, stdout_is_terminal=False) is View.TEXT
-    assert choose_view(None, stdout_is_terminal=True) is View.TEXT  # View.TUI once it lands
+    assert choose_view(None, stdout_is_terminal=True) is View.TUI
     assert choose_view(OutputFormat.TEXT, stdout_is_terminal=True) is View.TEXT
     assert choose_view(OutputFormat.JSON, stdout_is_terminal=True) is View.JSON

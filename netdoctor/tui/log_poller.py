@@ -1,0 +1,71 @@
+"""Read a run log again and again, cheaply: the rules run again only when the log moved.
+
+Same policy as ``inspect --follow`` (``netdoctor.cli.follow``): a log is re-diagnosed when it
+holds more steps, samples or epochs, when its writer finished or went away, or when another run
+replaced it. Errors are the reader's one-line ``RunLogError``; the caller decides to retry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from netdoctor.diagnosis import Diagnosis
+from netdoctor.runlog import RunData, open_run
+
+if TYPE_CHECKING:  # pragma: no cover
+    from netdoctor.rules import RuleConfig
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A run as read at one moment, with the diagnoses the rules found on it."""
+
+    run: RunData
+    diagnoses: tuple[Diagnosis, ...]
+
+
+def diagnose(run: RunData, settings: RuleConfig | None) -> Snapshot:
+    from netdoctor.rules import run_rules
+
+    return Snapshot(run, tuple(run_rules(run, settings)))
+
+
+def moved(before: RunData, after: RunData) -> bool:
+    """Whether ``after`` says anything ``before`` did not (see the module docstring)."""
+    return (
+        after.n_steps != before.n_steps
+        or after.sample_steps.size != before.sample_steps.size
+        or len(after.epochs) != len(before.epochs)
+        or len(after.events) != len(before.events)
+        or after.finished != before.finished
+        or after.writer_alive != before.writer_alive
+        or after.meta.get("created_at") != before.meta.get("created_at")
+    )
+
+
+class LogPoller:
+    """Holds the last snapshot of one log; ``poll`` returns a new one only when it moved."""
+
+    def __init__(
+        self, path: Path, settings: RuleConfig | None, first: Snapshot | None = None
+    ) -> None:
+        self.path = Path(path)
+        self.settings = settings
+        self.latest = first
+
+    def poll(self) -> Snapshot | None:
+        """A fresh snapshot, or None when nothing changed; RunLogError when unreadable."""
+        run = open_run(self.path)
+        if self.latest is not None and not moved(self.latest.run, run):
+            return None
+        self.latest = diagnose(run, self.settings)
+        return self.latest
+
+    @property
+    def done(self) -> bool:
+        """The writer has finished or is gone: nothing more will come."""
+        return self.latest is not None and (
+            self.latest.run.finished or not self.latest.run.writer_alive
+        )

@@ -1,0 +1,1 @@
+"""Screens: the main view, a layer's detail, a diagnosis, help, and the before/after comparison."""
