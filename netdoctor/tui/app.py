@@ -220,19 +220,25 @@ class NetdoctorApp(App[None]):
         self.main.set_run_state(paused=False, stopping=True)
 
     def action_fix(self) -> None:
-        """Re-run with the selected diagnosis' most promising fix, then compare the two runs."""
+        """Re-run with the selected diagnosis' most promising fix that changes the recipe (a fix
+        already in place is skipped), then compare the two runs."""
         if self.live is None:
             return
         diagnosis = self.main.selected
         if diagnosis is None or not diagnosis.fixes:
             self.notify("Select a diagnosis that has a fix first.", severity="warning")
             return
-        fix_id = diagnosis.fixes[0].id
-        try:
-            fixed = self.live.with_fix(fix_id)
-        except NetdoctorError as exc:
-            self.main.show_error(f"error: {exc}")
+        fixed, fix_id, refused = None, "", []
+        for fix in diagnosis.fixes:  # the most promising fix that changes this recipe
+            try:
+                fixed, fix_id = self.live.with_fix(fix.id), fix.id
+                break
+            except NetdoctorError as exc:
+                refused.append(str(exc))
+        if fixed is None:
+            self.main.show_error(f"error: {refused[0]}")
             return
+        self.main.show_error(None)
         self.notify(f"Re-running with {fix_id}…")
         if self.training:
             self._pending_fix = (fixed, fix_id)

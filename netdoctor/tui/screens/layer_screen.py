@@ -26,11 +26,11 @@ class LayerScreen(Screen[None]):
 
     def __init__(self, layer: LayerView, x_range: tuple[float, float] | None) -> None:
         super().__init__(classes="detail")
-        self.layer = layer
+        self.layer_view = layer
         self.x_range = x_range
 
     def compose(self) -> ComposeResult:
-        layer, steps = self.layer, self.layer.history_steps
+        layer, steps = self.layer_view, self.layer_view.history_steps
         title = Text.assemble(("Layer ", "bold"), (layer.name, "bold"),
                               f"  {layer.module_type or ''}  ", (layer.health.value, "bold"))
         if layer.reasons:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Container, VerticalScroll
+from textual.containers import Container, Vertical
 from textual.events import Resize
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -29,7 +29,7 @@ from netdoctor.tui.run_view import RunView, build_view
 from netdoctor.tui.screens.diagnosis_screen import DiagnosisScreen
 from netdoctor.tui.screens.layer_screen import LayerScreen
 from netdoctor.tui.widgets.diagnoses_panel import DiagnosesPanel
-from netdoctor.tui.widgets.grad_heatmap import GradHeatmap
+from netdoctor.tui.widgets.grad_heatmap import GradHeatmap, HeatScroll
 from netdoctor.tui.widgets.layers_panel import LayersPanel
 from netdoctor.tui.widgets.loss_chart import LossChart, Onset
 from netdoctor.tui.widgets.run_header import HeaderState, RunHeader
@@ -80,9 +80,10 @@ class MainScreen(Screen[None]):
         with Container(id="body"):
             yield LossChart(id="loss")
             yield DiagnosesPanel(id="diagnoses")
-            yield LayersPanel(id="layers")
-            with VerticalScroll(id="heat-panel"):
-                yield GradHeatmap(id="heat")
+            with Vertical(id="health"):
+                yield LayersPanel(id="layers")
+                with HeatScroll(id="heat-panel"):
+                    yield GradHeatmap(id="heat")
         yield Static(id="error")
         yield Footer()
 
@@ -99,7 +100,7 @@ class MainScreen(Screen[None]):
 
     def _size_heatmap(self) -> None:
         """As tall as its layers (plus title and scale), at most a share of the screen; it
-        scrolls beyond. Set here because the grid's auto rows cannot resolve a relative cap."""
+        scrolls beyond. Set here: the cap depends on the screen, the need on the run."""
         layers = len(self.view.heat.modules) if self.view is not None else 0
         cap = max(HEAT_ROWS, int(self.size.height * HEAT_SHARE)) if self.has_class("-wide") \
             else HEAT_ROWS

@@ -12,6 +12,7 @@ import numpy as np
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.segment import Segment
 from rich.style import Style
+from textual.containers import VerticalScroll
 from textual.geometry import Size
 
 from netdoctor.tui.glyphs import BARS, levels, log10_or_nan, time_any, time_bins
@@ -118,3 +119,8 @@ class GradHeatmap(Themed):
         if self.heat is None:
             return ""
         return HeatmapRenderable(self.heat, self.highlight, self.palette, not self.app.no_color)
+
+
+class HeatScroll(VerticalScroll, can_focus=False):
+    """The heatmap's scroller: scrolls with the mouse, but stays out of the tab order, so that
+    tab goes straight from the layers to the diagnoses."""

@@ -32,10 +32,11 @@ TREND_WIDTH = 10
 
 
 def matches(layer: LayerView, text: str) -> bool:
-    """Filter: every word of ``text`` in the layer's name, module type or health (any case)."""
-    haystack = " ".join([layer.name, layer.module_type or "", layer.health.value,
-                         *layer.reasons]).lower()
-    return all(word in haystack for word in text.lower().split())
+    """Filter: every word of ``text`` in the layer's name, module type, health or the rules
+    that name it (any case): "conv", "relu", "warning", "vanishing"."""
+    rules = [reason for reason in layer.reasons if " " not in reason]
+    haystack = " ".join([layer.name, layer.module_type or "", layer.health.value, *rules])
+    return all(word in haystack.lower() for word in text.lower().split())
 
 
 def layer_cells(
