@@ -203,3 +203,8 @@ def optimizer_class(run: RunData) -> str:
     optimizer = run.meta.get("optimizer")
     name = optimizer.get("class") if isinstance(optimizer, dict) else None
     return name if isinstance(name, str) and name.isidentifier() else "SGD"
+
+
+def lr_literal(value: float) -> str:
+    """A learning rate as it would be typed in code: two significant digits (0.001, 5e-05)."""
+    return f"{value:.2g}"

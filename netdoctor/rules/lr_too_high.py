@@ -38,7 +38,13 @@ from netdoctor.diagnosis import Diagnosis, Fix, Severity
 from netdoctor.rules import exploding
 from netdoctor.rules import symmetric_weights as symmetric
 from netdoctor.rules.base import Rule, RuleDoc, Threshold
-from netdoctor.rules.dynamics import INITIAL_STEPS, UpdateRatios, optimizer_class, update_ratios
+from netdoctor.rules.dynamics import (
+    INITIAL_STEPS,
+    UpdateRatios,
+    lr_literal,
+    optimizer_class,
+    update_ratios,
+)
 from netdoctor.rules.facts import (
     INPUT_SCALE,
     MIN_STEPS,
@@ -61,6 +67,9 @@ RULE_ID = "lr_too_high"
 NOISE_SIGMAS = 4.0
 #: The same for a lasting climb, whose block medians already average the noise out.
 CLIMB_SIGMAS = 2.0
+#: Share of step-to-step changes that reverse the previous one from which a loss bounces (noise
+#: reverses about two thirds of them, a steady trend almost none).
+BOUNCING = 1 / 3
 #: After the loss climbed, what it must get back to for the run to count as recovered: within
 #: this share of the initial level above the best it had reached before the climb.
 RECOVERED_MARGIN = 0.25
@@ -96,8 +105,8 @@ def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
     found = [
         f
         for f in (
-            _climb(run, th, values, rows, ratios.steps, typical, onset),
             _oscillation(run, th, values, rows, start, ratios.steps, typical),
+            _climb(run, th, values, rows, ratios.steps, typical, onset),
             _jump(run, th, values, rows, ratios.steps, typical),
         )
         if f is not None
@@ -205,8 +214,8 @@ def _climb(
         before + RECOVERED_MARGIN * start, (1 - th["swing"] / 2) * start
     )
     text = (
-        f"the loss climbed from {fmt(before)} to {fmt(level)} (medians of {block} steps; it "
-        f"started at {fmt(start)}) between steps {rise_step} and {peak_step}, while updates "
+        f"the loss climbed from {fmt(before)} to {fmt(level)} (medians of {block} steps) "
+        f"between steps {rise_step} and {peak_step}, while updates "
         f"moved the weights by up to {fmt(ratio)} of their size per step (about 1e-3 is healthy)"
     )
     if not recovered and onset is None:
@@ -237,20 +246,27 @@ def _oscillation(
     steps: np.ndarray,
     typical: np.ndarray,
 ) -> _Finding | None:
-    """Step-to-step swings of ``swing`` × the loss's scale in most windows, with large steps.
+    """The loss bounces by ``swing`` × its scale from step to step, in most windows, under
+    large steps.
 
-    The scale is the loss before training moved it: the first loss, or the median of the first
-    few if that is lower (a first batch that happens to be hard does not set it). Measured
-    against it, and not against the current level, a loss that is small and noisy near the end
-    of a healthy run does not count.
+    The swing of a window is the median change from one step to the next; it counts only when
+    the loss goes up and down in it (at least a third of the changes reverse the previous one;
+    a steady climb is ``_climb``'s). The scale is the loss before training moved it: the first
+    loss, or the median of the first few if that is lower. Measured against it, and not against
+    the current level, a loss that is small and noisy near the end of a healthy run does not
+    count.
     """
     start = min(float(values[0]), start)
-    width = max(10, values.size // 10)
-    windows = [values[i : i + width] for i in range(0, values.size - width + 1, width)]
-    if not windows:
+    diffs = np.diff(values)
+    width = max(10, diffs.size // 10)
+    swings = []
+    for i in range(0, diffs.size - width + 1, width):
+        part = diffs[i : i + width]
+        turns = float(np.mean(np.sign(part[1:]) != np.sign(part[:-1])))
+        swings.append(float(np.median(np.abs(part))) if turns >= BOUNCING else 0.0)
+    if not swings:
         return None
-    swings = np.array([robust_noise(w) for w in windows]) / start
-    swing = float(np.median(swings))
+    swing = float(np.median(swings)) / start
     if swing < th["swing"]:
         return None
     first_step, last_step = step_of(run, int(rows[0])), step_of(run, int(rows[-1]))
@@ -259,16 +275,16 @@ def _oscillation(
     if not ratio >= th["high_update"]:
         return None
     text = (
-        f"the loss swings by about {fmt(swing * start)} from one step to the next "
+        f"the loss bounces by about {fmt(swing * start)} from one step to the next "
         f"({fmt(swing)} of its initial {fmt(start)}) over {values.size} steps, while each "
         f"update moves most weights by {fmt(ratio)} of their size (about 1e-3 is healthy)"
     )
-    lowest = float(np.min([np.median(w) for w in windows]))
     evidence = {
         "loss_swing": swing * start,
         "loss_swing_share": swing,
         "swing_windows": width,
-        "lowest_window_loss": lowest,
+        "loss_scale": start,
+        "later_loss": float(np.median(values[values.size // 2 :])),
     }
     return _Finding("oscillation", first_step, text, ratio, False, evidence)
 
@@ -326,7 +342,8 @@ def _fixes(run: RunData, primary: _Finding, lr: float, start: float, diverged: b
     example = (
         f"torch.optim.{cls}(model.parameters(), lr=1e-3)"
         if math.isnan(lr)
-        else f"torch.optim.{cls}(model.parameters(), lr={fmt(lr / 10)}) instead of lr={fmt(lr)}"
+        else f"torch.optim.{cls}(model.parameters(), lr={lr_literal(lr / 10)}) instead of "
+        f"lr={lr_literal(lr)}"
     )
     lower = fix(
         "lower_lr",
@@ -336,8 +353,11 @@ def _fixes(run: RunData, primary: _Finding, lr: float, start: float, diverged: b
     )
     adam = [] if uses_adam(run) else [fix("adam")]
     decay, clip = fix("lr_decay"), fix("grad_clipping")
-    low = primary.evidence.get("climb_from", primary.evidence.get("lowest_window_loss"))
-    came_down = low is not None and low <= 0.5 * start  # it learnt first, then bounced
+    if primary.kind == "oscillation":  # it learnt first (its level halved), then bounced
+        ev = primary.evidence
+        came_down = ev["later_loss"] <= 0.5 * ev["loss_scale"]
+    else:
+        came_down = primary.kind == "climb" and primary.evidence["climb_from"] <= 0.5 * start
     if came_down and not diverged and primary.kind != "jump":
         return [decay, lower, clip, *adam]
     return [lower, clip, decay, *adam]

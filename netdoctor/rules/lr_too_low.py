@@ -27,6 +27,7 @@ from netdoctor.rules.dynamics import (
     at_peak_lr,
     chance_loss,
     loss_progress,
+    lr_literal,
     optimizer_class,
     sample_lrs,
     update_ratios,
@@ -110,9 +111,10 @@ def _fixes(run: RunData, lr: float, ratio: float) -> list[Fix]:
         suggested = lr * factor
         momentum = ", momentum=0.9" if optimizer_class(run) == "SGD" else ""
         text = (
-            f"raise the learning rate from {fmt(lr)} to about {fmt(suggested)} (×{fmt(factor)}, "
+            f"raise the learning rate from {lr_literal(lr)} to about {lr_literal(suggested)} "
+            f"(×{fmt(factor)}, "
             "so each update is ~1e-3 of the weight), e.g. "
-            f"torch.optim.{optimizer_class(run)}(model.parameters(), lr={fmt(suggested)}"
+            f"torch.optim.{optimizer_class(run)}(model.parameters(), lr={lr_literal(suggested)}"
             f"{momentum}); "
             "a learning-rate range test (raise it step by step until the loss turns up) "
             "finds the best value"

@@ -1,7 +1,8 @@
 """The rules netdoctor knows, in their documented order, and the cause-consequence table.
 
 Order (``all_rules()``): nan_loss, exploding_gradients, vanishing_gradients, dead_relu,
-saturated_activations, overfitting, underfitting, poor_init, unnormalized_inputs, the order of
+saturated_activations, overfitting, underfitting, lr_too_high, lr_too_low, loss_not_decreasing,
+frozen_parameters, symmetric_weights, poor_init, unnormalized_inputs, the order of
 design.md's rule ids. Reports list rules in this order when
 nothing else (cause, severity, step) separates two diagnoses.
 """
@@ -15,10 +16,15 @@ from netdoctor.errors import ConfigError
 from netdoctor.rules import (
     dead_relu,
     exploding,
+    frozen_parameters,
+    loss_not_decreasing,
+    lr_too_high,
+    lr_too_low,
     nonfinite,
     overfitting,
     poor_init,
     saturated,
+    symmetric_weights,
     underfitting,
     unnormalized_inputs,
     vanishing,
@@ -35,6 +41,11 @@ _RULES: tuple[Rule, ...] = (
     saturated.RULE,
     overfitting.RULE,
     underfitting.RULE,
+    lr_too_high.RULE,
+    lr_too_low.RULE,
+    loss_not_decreasing.RULE,
+    frozen_parameters.RULE,
+    symmetric_weights.RULE,
     poor_init.RULE,
     unnormalized_inputs.RULE,
 )
@@ -46,27 +57,62 @@ _BY_ID: Mapping[str, Rule] = MappingProxyType({r.id: r for r in _RULES})
 #: (gradients then vanish); a net that cannot learn because its gradients vanish or exploded is
 #: explained by that. Raw inputs and a bad initialisation come first of all (they blow up the
 #: first updates, saturate or kill units); saturated and dead units are how gradients vanish.
+#: A learning rate too high is behind explosions and the units they kill; one too low, frozen
+#: or symmetric (zero-initialised) weights are behind a loss that does not move; symmetric and
+#: frozen weights pass no gradient back, which shows as vanishing gradients.
 #: The graph has no cycles (tests/rules/test_causes.py), so every chain ends at a root.
 CAUSES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
-        "nan_loss": ("exploding_gradients",),
-        "exploding_gradients": ("unnormalized_inputs", "poor_init"),
+        "nan_loss": ("exploding_gradients", "lr_too_high"),
+        "exploding_gradients": ("unnormalized_inputs", "poor_init", "lr_too_high"),
         "vanishing_gradients": (
             "saturated_activations",
             "dead_relu",
             "exploding_gradients",
             "poor_init",
+            "symmetric_weights",
+            "frozen_parameters",
         ),
-        "dead_relu": ("exploding_gradients", "poor_init", "unnormalized_inputs"),
-        "saturated_activations": ("exploding_gradients", "poor_init", "unnormalized_inputs"),
+        "dead_relu": (
+            "exploding_gradients",
+            "poor_init",
+            "unnormalized_inputs",
+            "lr_too_high",
+            "symmetric_weights",
+        ),
+        "saturated_activations": (
+            "exploding_gradients",
+            "poor_init",
+            "unnormalized_inputs",
+            "lr_too_high",
+        ),
         "underfitting": (
+            "loss_not_decreasing",
             "vanishing_gradients",
             "exploding_gradients",
             "dead_relu",
             "saturated_activations",
             "poor_init",
             "unnormalized_inputs",
+            "lr_too_high",
+            "lr_too_low",
+            "symmetric_weights",
+            "frozen_parameters",
         ),
+        "loss_not_decreasing": (
+            "lr_too_low",
+            "frozen_parameters",
+            "symmetric_weights",
+            "vanishing_gradients",
+            "dead_relu",
+            "saturated_activations",
+            "exploding_gradients",
+            "lr_too_high",
+            "poor_init",
+            "unnormalized_inputs",
+        ),
+        "frozen_parameters": ("symmetric_weights", "dead_relu"),
+        "lr_too_high": ("poor_init",),
     }
 )
 

@@ -24,13 +24,16 @@ def test_healthy_demo_is_quiet(tmp_path):
 
 def test_exploding_demo(tmp_path):
     run, found = _diagnose("exploding", tmp_path)
-    assert found[0].rule == "exploding_gradients"
-    assert found[0].severity is Severity.ERROR
+    # its bug is an SGD learning rate past the stability limit: lr_too_high is the root cause
+    assert [d.rule for d in found[:2]] == ["lr_too_high", "exploding_gradients"]
+    boom = found[1]
+    assert boom.severity is Severity.ERROR and boom.evidence["caused_by"] == "lr_too_high"
     first_bad = run.events_of("nonfinite")[0].step
-    assert found[0].step < first_bad  # found while still finite, before it overflowed
-    assert found[0].fixes and found[0].fixes[0].id in {"grad_clipping", "lower_lr"}
+    assert found[0].step < first_bad and boom.step < first_bad  # found while still finite
+    assert found[0].fixes[0].id == "lower_lr"
+    assert boom.fixes and boom.fixes[0].id in {"grad_clipping", "lower_lr"}
     rules = [d.rule for d in found]
-    assert "nan_loss" in rules and rules.index("nan_loss") > 0  # the consequence comes after
+    assert "nan_loss" in rules and rules.index("nan_loss") > 1  # the consequence comes after
 
 
 def test_vanishing_demo(tmp_path):

@@ -64,6 +64,7 @@ def make_run(
     layer_rms: np.ndarray | None = None,
     weight_rms: np.ndarray | None = None,
     update_rms: np.ndarray | float | None = None,
+    unit_spread: np.ndarray | float = 1.0,
     input_scale: float | None = None,
     sample_every: int = 10,
     sample_steps: Iterable[int] | None = None,
@@ -83,7 +84,8 @@ def make_run(
     ``layer_rms`` is (samples, layers-with-weights) RMS gradients on the sampled steps; the
     factory stores the norms (RMS × sqrt(numel)) as the capture side does, and likewise for
     ``weight_rms`` (default: He's scale) and ``update_rms`` (the optimizer's change per step;
-    default: not measured). ``input_scale`` adds an input site before the first layer whose
+    default: not measured); ``unit_spread`` is each weight's ParamStat.UNIT_SPREAD (default 1,
+    a random init's units). ``input_scale`` adds an input site before the first layer whose
     values have that standard deviation; ``optimizer`` goes to the meta as ``watch`` writes it.
     Non-finite losses get LOSS_NONFINITE; rows in ``grad_nonfinite``/``act_nonfinite`` get their
     flags (and a NaN grad norm); ``epochs`` are metric dicts, spread evenly over the steps unless
@@ -168,6 +170,7 @@ def make_run(
     param_arr[:, :, ParamStat.UPDATE_NORM] = (
         math.nan if update_rms is None else np.asarray(update_rms) * np.sqrt(numel)
     )
+    param_arr[:, :, ParamStat.UNIT_SPREAD] = np.asarray(unit_spread)
     if input_scale is not None and layers:
         act_arr[:, -1, ActStat.STD] = input_scale
     flags[sampled[sampled < n]] |= StepFlag.SAMPLED

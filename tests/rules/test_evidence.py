@@ -53,4 +53,5 @@ def test_diagnoses_are_well_formed():
         "vanishing_gradients",
         "overfitting",
         "underfitting",
+        "loss_not_decreasing",  # the flat run is flat from its first step
     }

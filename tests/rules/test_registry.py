@@ -61,6 +61,11 @@ def test_rules_in_documented_order_with_their_severities():
         ("saturated_activations", Severity.WARNING),
         ("overfitting", Severity.WARNING),
         ("underfitting", Severity.WARNING),
+        ("lr_too_high", Severity.WARNING),
+        ("lr_too_low", Severity.WARNING),
+        ("loss_not_decreasing", Severity.WARNING),
+        ("frozen_parameters", Severity.WARNING),
+        ("symmetric_weights", Severity.WARNING),
         ("poor_init", Severity.WARNING),
         ("unnormalized_inputs", Severity.WARNING),
     ]
