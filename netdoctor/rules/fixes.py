@@ -104,6 +104,19 @@ _TEXTS: dict[str, str] = {
         "initialise weights randomly, not to one constant: units that start equal get equal "
         "gradients and stay copies of each other: nn.init.kaiming_normal_(layer.weight)"
     ),
+    # distributed runs (issue 7)
+    "balance_ranks": (
+        "give every rank the same work and resources so none makes the others wait in the "
+        "gradient all-reduce: equal shards (DistributedSampler(dataset, drop_last=True)), enough "
+        "loader workers on every node (DataLoader(..., num_workers=4, pin_memory=True)), data on "
+        "a local disk, no other jobs on the slow rank's GPU or CPU"
+    ),
+    "sync_replicas": (
+        "change weights only through the DDP-wrapped model's optimizer step, the same on every "
+        "rank: load checkpoints before DDP(model) (it broadcasts rank 0's weights), no weight "
+        "edits under `if rank == 0`; after any unavoidable edit broadcast them: "
+        "torch.distributed.broadcast(p.data, src=0)"
+    ),
 }
 
 #: Fix id -> default text; read-only.

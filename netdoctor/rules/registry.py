@@ -3,8 +3,9 @@
 Order (``all_rules()``): nan_loss, exploding_gradients, vanishing_gradients, dead_relu,
 saturated_activations, overfitting, underfitting, lr_too_high, lr_too_low, loss_not_decreasing,
 frozen_parameters, symmetric_weights, poor_init, unnormalized_inputs, the order of
-design.md's rule ids. Reports list rules in this order when
-nothing else (cause, severity, step) separates two diagnoses.
+design.md's rule ids; then the rules of distributed runs: rank_nonfinite, straggler_rank,
+replicas_out_of_sync, rank_failed. Reports list rules in this order when nothing else (cause,
+severity, step) separates two diagnoses.
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ from netdoctor.rules import (
     nonfinite,
     overfitting,
     poor_init,
+    rank_failed,
+    rank_nonfinite,
+    replicas,
     saturated,
+    straggler,
     symmetric_weights,
     underfitting,
     unnormalized_inputs,
@@ -48,6 +53,10 @@ _RULES: tuple[Rule, ...] = (
     symmetric_weights.RULE,
     poor_init.RULE,
     unnormalized_inputs.RULE,
+    rank_nonfinite.RULE,
+    straggler.RULE,
+    replicas.RULE,
+    rank_failed.RULE,
 )
 _BY_ID: Mapping[str, Rule] = MappingProxyType({r.id: r for r in _RULES})
 
@@ -60,10 +69,12 @@ _BY_ID: Mapping[str, Rule] = MappingProxyType({r.id: r for r in _RULES})
 #: A learning rate too high is behind explosions and the units they kill; one too low, frozen
 #: or symmetric (zero-initialised) weights are behind a loss that does not move; symmetric and
 #: frozen weights pass no gradient back, which shows as vanishing gradients.
+#: A NaN that one rank's batch produced (rank_nonfinite) reaches every rank's weights through the
+#: gradient all-reduce: it explains the nan_loss that rank 0's log then shows.
 #: The graph has no cycles (tests/rules/test_causes.py), so every chain ends at a root.
 CAUSES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
-        "nan_loss": ("exploding_gradients", "lr_too_high"),
+        "nan_loss": ("rank_nonfinite", "exploding_gradients", "lr_too_high"),
         "exploding_gradients": ("unnormalized_inputs", "poor_init", "lr_too_high"),
         "vanishing_gradients": (
             "saturated_activations",
