@@ -104,6 +104,13 @@ _TEXTS: dict[str, str] = {
         "initialise weights randomly, not to one constant: units that start equal get equal "
         "gradients and stay copies of each other: nn.init.kaiming_normal_(layer.weight)"
     ),
+    # the checkup before training (issue 3)
+    "check_targets": (
+        "check what the loss is given: targets that belong to their inputs (shuffled together), "
+        "class indices for nn.CrossEntropyLoss, the output's own shape for nn.MSELoss/L1Loss "
+        "(an (N, 1) output against (N,) targets broadcasts to (N, N): use out.squeeze(-1)), and "
+        "a loss made for the task"
+    ),
     # distributed runs (issue 7)
     "balance_ranks": (
         "give every rank the same work and resources so none makes the others wait in the "

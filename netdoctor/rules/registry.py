@@ -3,9 +3,9 @@
 Order (``all_rules()``): nan_loss, exploding_gradients, vanishing_gradients, dead_relu,
 saturated_activations, overfitting, underfitting, lr_too_high, lr_too_low, loss_not_decreasing,
 frozen_parameters, symmetric_weights, poor_init, unnormalized_inputs, the order of
-design.md's rule ids; then the rules of distributed runs: rank_nonfinite, straggler_rank,
-replicas_out_of_sync, rank_failed. Reports list rules in this order when nothing else (cause,
-severity, step) separates two diagnoses.
+design.md's rule ids; then double_softmax (a loss that cannot reach 0); then the rules of
+distributed runs: rank_nonfinite, straggler_rank, replicas_out_of_sync, rank_failed. Reports
+list rules in this order when nothing else (cause, severity, step) separates two diagnoses.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from types import MappingProxyType
 from netdoctor.errors import ConfigError
 from netdoctor.rules import (
     dead_relu,
+    double_softmax,
     exploding,
     frozen_parameters,
     loss_not_decreasing,
@@ -53,6 +54,7 @@ _RULES: tuple[Rule, ...] = (
     symmetric_weights.RULE,
     poor_init.RULE,
     unnormalized_inputs.RULE,
+    double_softmax.RULE,
     rank_nonfinite.RULE,
     straggler.RULE,
     replicas.RULE,
@@ -71,6 +73,8 @@ _BY_ID: Mapping[str, Rule] = MappingProxyType({r.id: r for r in _RULES})
 #: frozen weights pass no gradient back, which shows as vanishing gradients.
 #: A NaN that one rank's batch produced (rank_nonfinite) reaches every rank's weights through the
 #: gradient all-reduce: it explains the nan_loss that rank 0's log then shows.
+#: Probabilities fed to cross-entropy (double_softmax) put a floor under the loss, so it looks
+#: like underfitting, and the saturated softmax passes back small gradients.
 #: The graph has no cycles (tests/rules/test_causes.py), so every chain ends at a root.
 CAUSES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
@@ -83,6 +87,7 @@ CAUSES: Mapping[str, tuple[str, ...]] = MappingProxyType(
             "poor_init",
             "symmetric_weights",
             "frozen_parameters",
+            "double_softmax",
         ),
         "dead_relu": (
             "exploding_gradients",
@@ -99,6 +104,7 @@ CAUSES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         ),
         "underfitting": (
             "loss_not_decreasing",
+            "double_softmax",
             "vanishing_gradients",
             "exploding_gradients",
             "dead_relu",
@@ -111,6 +117,7 @@ CAUSES: Mapping[str, tuple[str, ...]] = MappingProxyType(
             "frozen_parameters",
         ),
         "loss_not_decreasing": (
+            "double_softmax",
             "lr_too_low",
             "frozen_parameters",
             "symmetric_weights",

@@ -68,6 +68,7 @@ def test_rules_in_documented_order_with_their_severities():
         ("symmetric_weights", Severity.WARNING),
         ("poor_init", Severity.WARNING),
         ("unnormalized_inputs", Severity.WARNING),
+        ("double_softmax", Severity.ERROR),
         ("rank_nonfinite", Severity.ERROR),
         ("straggler_rank", Severity.WARNING),
         ("replicas_out_of_sync", Severity.ERROR),
@@ -94,10 +95,12 @@ def test_get_rule_names_the_known_ids():
 
 #: Fix ids added after design.md for the rules of distributed runs (issue 7).
 DISTRIBUTED_FIX_IDS = {"balance_ranks", "sync_replicas"}
+#: Fix ids added after design.md for netdoctor.checkup (issue 3).
+CHECKUP_FIX_IDS = {"check_targets"}
 
 
 def test_fix_catalogue_covers_design_and_shows_code():
-    assert set(rules.FIXES) == DESIGN_FIX_IDS | DISTRIBUTED_FIX_IDS
+    assert set(rules.FIXES) == DESIGN_FIX_IDS | DISTRIBUTED_FIX_IDS | CHECKUP_FIX_IDS
     for fix_id, text in rules.FIXES.items():
         assert "(" in text and ")" in text, fix_id  # a one-line snippet
     assert rules.fix("he_init") == Fix("he_init", rules.FIXES["he_init"])
