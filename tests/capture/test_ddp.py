@@ -1,4 +1,5 @@
-"""Two real processes (gloo, CPU) training DDP under watch(): rank 0 writes one log."""
+"""Two real processes (gloo, CPU) training DDP under watch(): rank 0 writes one log, with the
+other rank's rows in it (tests/capture/test_distributed.py checks what they are good for)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from netdoctor.runlog import open_run
-from netdoctor.runlog.schema import RunStatus
+from netdoctor.runlog.schema import RankField, RunStatus
 
 pytestmark = pytest.mark.skipif(
     sys.platform == "win32" or not dist.is_available(), reason="needs torch.distributed (gloo)")
@@ -51,7 +52,7 @@ def _worker(rank: int, world: int, port: int, log: str) -> None:
         dist.destroy_process_group()
 
 
-def test_ddp_rank0_writes_the_log_and_other_ranks_stay_quiet(tmp_path):
+def test_ddp_rank0_writes_one_log_with_every_ranks_rows(tmp_path):
     log = tmp_path / "ddp.sqlite"
     mp.spawn(_worker, args=(2, _free_port(), str(log)), nprocs=2, join=True)
     run = open_run(log)
@@ -60,6 +61,9 @@ def test_ddp_rank0_writes_the_log_and_other_ranks_stay_quiet(tmp_path):
     assert {s.module for s in run.sites} >= {"0", "1", "2"}  # hooks on ddp.module's layers
     assert sorted(p.name for p in run.params) == ["0.bias", "0.weight", "2.bias", "2.weight"]
     assert [p.name for p in tmp_path.iterdir()] == ["ddp.sqlite"]
+    assert sorted(run.ranks) == [0, 1]
+    assert all((rows[:, RankField.STEP] == range(12)).all() for rows in run.ranks.values())
+    assert [e.data["status"] for e in run.rank_events("end")] == ["finished"]
 
 
 def test_quiet_monitor_takes_the_same_arguments_as_monitor():

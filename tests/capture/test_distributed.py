@@ -35,7 +35,7 @@ pytestmark = pytest.mark.skipif(
     sys.platform == "win32" or not dist.is_available(), reason="needs torch.distributed (gloo)")
 
 ROOT = Path(__file__).resolve().parents[2]
-PHASES = ("underfit", "straggler", "replicas", "nan")
+PHASES = ("underfit", "straggler", "replicas", "nan", "solo")
 #: A forked worker starts with torch already imported: seconds less per test on a busy machine.
 START = "fork" if sys.platform.startswith("linux") else "spawn"
 
@@ -108,6 +108,27 @@ def _train_mlp(log: Path, rank: int, world: int, steps: int, before_forward=None
                 after_step(step, model.module)
 
 
+def train_watched_on_rank_0_only(log: Path, rank: int, world: int) -> float:
+    """DDP on every rank, watch() on rank 0 only; returns how long rank 0's close took."""
+    import netdoctor
+
+    model = DistributedDataParallel(_mlp())
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    monitor = netdoctor.watch(model, opt, log=log) if rank == 0 else None
+    x, y = spirals(32 * 20, seed=rank)
+    for step in range(20):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x[step * 32:(step + 1) * 32]), y[step * 32:(step + 1) * 32])
+        loss.backward()
+        opt.step()
+        if monitor is not None:
+            monitor.step(loss)
+    started = time.monotonic()
+    if monitor is not None:
+        monitor.close()
+    return time.monotonic() - started
+
+
 def _phases(rank: int, world: int, port: int, folder: str) -> None:
     _init(rank, world, port)
     logs = {name: Path(folder) / f"{name}.sqlite" for name in PHASES}
@@ -132,6 +153,10 @@ def _phases(rank: int, world: int, port: int, folder: str) -> None:
                 xb[0, 0] = float("nan")  # a bad record in rank 1's shard
 
         _train_mlp(logs["nan"], rank, world, 20, before_forward=poison)
+
+        closing = train_watched_on_rank_0_only(logs["solo"], rank, world)
+        if rank == 0:
+            (Path(folder) / "solo-close-seconds.txt").write_text(str(closing))
     finally:
         dist.destroy_process_group()
 
@@ -142,6 +167,10 @@ def ddp_logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     mp.start_processes(_phases, args=(2, _free_port(), str(folder)), nprocs=2, join=True,
                        start_method=START)
     return {name: folder / f"{name}.sqlite" for name in PHASES}
+
+
+def _logs_only(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.suffix == ".sqlite")
 
 
 def _rules(path: Path) -> list[str]:
@@ -172,7 +201,8 @@ def test_two_ranks_write_one_log_with_both_ranks_rows(ddp_logs):
     assert distributed["global_batch"] == 32
     assert [e.data["status"] for e in run.rank_events("end")] == ["finished"]
     folder = ddp_logs["underfit"].parent  # rank 1 wrote no file of its own
-    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{n}.sqlite" for n in PHASES)
+    assert _logs_only(folder) == sorted(f"{n}.sqlite" for n in PHASES)
+    assert len(run.epochs) == 8  # monitor.epoch() on rank 0 only: nothing waited for it
 
 
 def test_two_ranks_find_what_one_process_finds(ddp_logs, tmp_path):
@@ -217,6 +247,14 @@ def test_a_weight_changed_on_one_rank_breaks_replica_sync(ddp_logs):
     assert found[0].evidence["ranks"] == [1]  # two ranks, no majority: rank 0 is the reference
     assert all("replicas_out_of_sync" not in _rules(ddp_logs[name])
                for name in ("underfit", "straggler"))
+
+
+def test_watch_on_rank_0_only_neither_waits_nor_blames_the_other_ranks(ddp_logs):
+    run = open_run(ddp_logs["solo"])
+    assert run.status is RunStatus.FINISHED and run.n_steps == 20 and list(run.ranks) == [0]
+    assert run.rank_events("silent") == [] and "rank_failed" not in _rules(ddp_logs["solo"])
+    closing = float((ddp_logs["solo"].parent / "solo-close-seconds.txt").read_text())
+    assert closing < 4.0  # no wait for end messages that no rank will send (END_WAIT_S is 5)
 
 
 # ---- a rank that crashes ------------------------------------------------------------------
