@@ -22,7 +22,7 @@ per-rank count of ``watch()`` calls with that log (a second run in the same job 
   it moved, reads each rank's next keys, writes what they hold into the log and deletes them.
   Being a thread, it records a rank's crash even while rank 0's training thread is blocked in a
   collective waiting for that dead rank, which is exactly when it matters;
-* a rank that ends with an error waits (bounded) for ``<prefix>/ack/<r>``, which rank 0 sets
+* a rank that ends with an exception waits (bounded) for ``<prefix>/ack/<r>``, which rank 0 sets
   once the message is committed to the log: launchers (torchrun, ``mp.spawn``) kill the other
   ranks as soon as one process exits, and the error must reach the log before that.
 
@@ -88,6 +88,10 @@ class RankChannel:
     prefix: str
     rank: int
     world: int
+    # The process group's own store, held while the run lasts: with env:// initialisation the
+    # server lives in rank 0's store object, and a script that calls destroy_process_group()
+    # before the monitor closes (at exit) must not take it away from the other ranks' reports.
+    keepalive: Any = None
 
     def message_key(self, rank: int, seq: int) -> str:
         return f"{self.prefix}/msg/{rank}/{seq}"
@@ -117,6 +121,7 @@ def open_channel(log: str | os.PathLike[str] | None, rank: int, world: int) -> R
         return _no_store(rank, f"{type(exc).__name__}: {exc}")
     if store is None:
         return _no_store(rank, f"the {backend_name()} process group has none")
+    origin = store
     with contextlib.suppress(Exception):
         # Our own connection with a short timeout: never queued behind a blocking wait of the
         # process group's (NCCL's rendezvous), and a dead peer fails fast.
@@ -129,7 +134,7 @@ def open_channel(log: str | os.PathLike[str] | None, rank: int, world: int) -> R
         generation = int(store.add(f"{base}/generation/{rank}", 1))
     except Exception as exc:
         return _no_store(rank, f"{type(exc).__name__}: {exc}")
-    return RankChannel(store, f"{base}/{generation}", rank, world)
+    return RankChannel(store, f"{base}/{generation}", rank, world, origin)
 
 
 def _no_store(rank: int, why: str) -> None:
@@ -254,7 +259,7 @@ class RankForwarder:
 
     Per commit (the monitor's flush) one message with the rank rows and the first non-finite
     event; per-layer samples, structure and epochs are dropped (rank 0 has them). At close one
-    ``end`` message; after an error, wait until rank 0 has logged it (see the module docstring).
+    ``end`` message; after a crash, wait until rank 0 has logged it (see the module docstring).
     A Store that fails is reported once, then the rank stops sending and trains on.
     """
 
@@ -323,7 +328,7 @@ class RankForwarder:
         self.commit()
         self._send({"type": "end", "status": status.value, "message": message,
                     "last_step": self._last_step if self._last_step >= 0 else None})
-        if status is not RunStatus.FINISHED and self._error is None:
+        if status is RunStatus.CRASHED and self._error is None:
             self._wait_for_ack()
 
     def _send(self, message: dict[str, Any]) -> None:
@@ -343,17 +348,18 @@ class RankForwarder:
         self._seq += 1
 
     def _wait_for_ack(self) -> None:
+        """Until rank 0 logged our end, it stopped collecting, or ACK_WAIT_S passed."""
         channel = self._channel
         store = channel.store
         deadline = time.monotonic() + ACK_WAIT_S
-        with contextlib.suppress(Exception):
-            if not store.check([channel.collector_key]):
-                return
-            if bytes(store.get(channel.collector_key)) != b"open":
-                return
+        with contextlib.suppress(Exception):  # a Store that fails: nobody to wait for
             while time.monotonic() < deadline:
                 if store.check([channel.ack_key(channel.rank)]):
                     return
+                if not store.check([channel.collector_key]):
+                    return  # rank 0 never watched
+                if bytes(store.get(channel.collector_key)) != b"open":
+                    return  # rank 0 closed before it read our end
                 time.sleep(0.02)
 
 
