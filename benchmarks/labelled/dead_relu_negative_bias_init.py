@@ -3,8 +3,8 @@
 What I did: I wanted a sparse first-layer code, and read that a negative bias makes ReLU units
 fire less often, so after building the model I ran `nn.init.constant_(model[0].bias, -2.0)`.
 Inputs are standardised, weights keep PyTorch's default init. Adam at 1e-3. The loss sat at ln 2
-for the first couple of epochs, then trained, but ended worse than the plain version (80 %
-instead of ~88 %), and almost every first-layer unit is exactly zero.
+for the first couple of epochs, then trained, but ended far worse than the plain version (80 %
+instead of 98 %), and almost every first-layer unit is exactly zero.
 
 Why: with default init a first-layer pre-activation has a std of ~0.55 around its bias, so with
 a bias of -2 only inputs more than ~3.5 std out switch a unit on: at the start every unit is 0
