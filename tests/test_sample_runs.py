@@ -19,8 +19,10 @@ SAMPLES = Path(__file__).resolve().parents[1] / "sample_runs"
 #: sample -> the rules it must raise at warning or error, root cause first
 EXPECTED = {
     "healthy": [],
-    "exploding": ["exploding_gradients", "nan_loss"],
-    "vanishing": ["vanishing_gradients", "underfitting"],  # underfitting: caused_by vanishing
+    # the exploding demo is SGD past its stable learning rate: lr_too_high is the root cause
+    "exploding": ["lr_too_high", "exploding_gradients", "nan_loss"],
+    # the loss never leaves its start: loss_not_decreasing, then underfitting, both caused_by
+    "vanishing": ["vanishing_gradients", "loss_not_decreasing", "underfitting"],
     "nan": ["nan_loss"],
     "overfitting": ["overfitting"],
     "underfitting": ["underfitting"],

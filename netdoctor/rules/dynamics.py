@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from netdoctor.rules.facts import index_of, valid_loss
+from netdoctor.rules.facts import valid_loss
 from netdoctor.rules.onset import nonfinite_onset
 from netdoctor.rules.series import block_medians, finite
 from netdoctor.runlog.run_data import ParamInfo, RunData
@@ -93,10 +93,12 @@ def update_ratios(run: RunData) -> UpdateRatios:
 def sample_lrs(run: RunData) -> np.ndarray:
     """(m,) learning rate (param group 0) at each sampled step; NaN where not recorded."""
     out = np.full(run.sample_steps.size, math.nan)
-    for k, step in enumerate(run.sample_steps.tolist()):
-        row = index_of(run, int(step))
-        if row is not None:
-            out[k] = float(run.steps[row, StepField.LR])
+    steps = run.step_numbers  # increasing (the reader checks it)
+    if not steps.size or not run.sample_steps.size:
+        return out
+    rows = np.clip(np.searchsorted(steps, run.sample_steps), 0, steps.size - 1)
+    found = steps[rows] == run.sample_steps
+    out[found] = run.steps[rows[found], StepField.LR]
     return out
 
 
@@ -132,14 +134,16 @@ def warming_up(run: RunData) -> bool:
 class Progress:
     """How far the loss got below where it started.
 
-    ``initial`` is the median of the first losses, ``lowest`` the lowest median of a block of
-    ``block`` steps, ``final`` the median of the last block; ``progress`` = 1 - lowest / initial
-    (0: never below the start; 1: down to zero; negative: it only rose).
+    ``initial`` is the median of the first losses, ``lowest`` and ``highest`` the lowest and
+    highest medians of a block of ``block`` steps, ``final`` the median of the last block;
+    ``progress`` = 1 - lowest / initial (0: never below the start; 1: down to zero; negative: it
+    only rose).
     """
 
     initial: float
     first: float
     lowest: float
+    highest: float
     final: float
     block: int
     steps: int  # finite losses judged
@@ -177,6 +181,7 @@ def loss_progress(run: RunData, min_steps: int) -> Progress | None:
         initial=initial,
         first=float(values[0]),
         lowest=float(np.min(medians)),
+        highest=float(np.max(medians)),
         final=float(medians[-1]),
         block=block,
         steps=int(values.size),

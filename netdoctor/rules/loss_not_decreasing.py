@@ -1,7 +1,9 @@
 """``loss_not_decreasing``: the loss never got meaningfully below where it started.
 
 The symptom, whatever the cause: the lowest median of a block of steps (a tenth of the run)
-stayed within ``min_progress`` of the initial level. TheDeepChecker flags a loss that improves by
+stayed within ``min_progress`` of the initial level, and no block rose ``max_rise`` above it (a
+loss that climbs is diverging, not flat: the rules for a rate too high, an explosion or a NaN
+report that). TheDeepChecker flags a loss that improves by
 less than 5 % per window, SageMaker Debugger's LossNotDecreasing a loss that does not go down
 over a window of steps; a healthy run from scratch falls far more than that in its first tenth.
 
@@ -38,6 +40,8 @@ def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
     progress = loss_progress(run, int(th["min_steps"]))
     if progress is None or progress.progress >= th["min_progress"]:
         return []
+    if progress.highest > (1 + th["max_rise"]) * progress.initial:
+        return []  # not flat: it diverged, which lr_too_high / exploding_gradients / nan report
     chance = chance_loss(run)
     if chance is not None and progress.initial <= th["learnt"] * chance:
         return []  # far below chance from the first step: a trained model, nothing to learn
@@ -88,6 +92,14 @@ RULE = Rule(
             "TheDeepChecker (TOSEM'22): < 5 % per window; SageMaker Debugger LossNotDecreasing",
         ),
         Threshold(
+            "max_rise",
+            0.5,
+            "rise of the highest block median above the initial loss, as a share of it, past "
+            "which the loss diverged rather than stayed flat (then it is lr_too_high's, "
+            "exploding_gradients' or nan_loss's finding)",
+            "netdoctor (lr_too_high's swing)",
+        ),
+        Threshold(
             "learnt",
             0.5,
             "initial loss over the chance loss below which the model already knew the task "
@@ -113,7 +125,8 @@ RULE = Rule(
         what=(
             "A loss that is flat from the start: over the whole run (judged after 30 steps, up "
             "to any NaN), the median over a block of steps (a tenth of the run) never fell 5 % "
-            "below the loss of the first steps. The symptom, whatever its cause; when a more "
+            "below the loss of the first steps, nor rose half of it above (that is divergence, "
+            "not a flat loss). The symptom, whatever its cause; when a more "
             "specific rule explains it (lr_too_low, symmetric_weights, frozen_parameters, "
             "vanishing_gradients, lr_too_high, exploding_gradients) it is listed after that "
             "rule as its consequence. A loss that starts far below chance (give num_classes or "
@@ -135,7 +148,8 @@ RULE = Rule(
             "First check the implementation: optimizer.zero_grad(), loss.backward() and "
             "optimizer.step() run in that order every batch, the optimizer was built from this "
             "model's parameters, the loss is computed from the model's output (not a detached "
-            "copy), and the labels line up with the inputs. Then try overfitting a single "
+            "copy), and the labels line up with the inputs; check a hand-written layer's "
+            "backward with torch.autograd.gradcheck. Then try overfitting a single "
             "batch: a model that cannot is broken, not undertrained. Raise the learning rate "
             "(or switch to Adam, lr=1e-3), normalise the inputs to zero mean and unit "
             "variance, initialise with He/Xavier, lower a strong weight decay. The fixes are "

@@ -18,7 +18,9 @@ start) is reported as info: the rate was too high for a while, but the run survi
 
 Overlaps, decided from the evidence: with raw inputs (RMS past ``input_scale``) the gradients,
 and so the steps, are large because of the data, and ``exploding_gradients`` (normalise the
-inputs first) owns the run; in a recurrent network whose gradients exploded, the recurrence
+inputs first) owns the run; with a layer of identical units (``symmetric_weights``) every unit
+takes the same step, so the update ratio overstates what the rate does to a random init, and
+that rule owns it; in a recurrent network whose gradients exploded, the recurrence
 compounds them over time steps and clipping is the fix, so ``exploding_gradients`` owns it too,
 as it does any explosion present at the very first step, before an update could cause it.
 Otherwise an explosion that grows out of too-large steps is this rule's consequence: the
@@ -89,7 +91,7 @@ class _Finding:
 
 def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
     ratios = update_ratios(run)
-    if not ratios.measured or _owned_elsewhere(run, th):
+    if not ratios.measured:
         return []
     onset = nonfinite_onset(run)
     end = onset.index if onset is not None else run.n_steps
@@ -102,16 +104,17 @@ def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
     if not start > 0:
         return []  # a share of the initial level means nothing for a loss that can be <= 0
     typical = ratios.typical()
+    sigma = _log_noise(values)
     found = [
         f
         for f in (
             _oscillation(run, th, values, rows, start, ratios.steps, typical),
-            _climb(run, th, values, rows, ratios.steps, typical, onset),
-            _jump(run, th, values, rows, ratios.steps, typical),
+            _climb(run, th, values, rows, ratios.steps, typical, onset, sigma),
+            _jump(run, th, values, rows, ratios.steps, typical, sigma),
         )
         if f is not None
     ]
-    if not found:
+    if not found or _owned_elsewhere(run, th):  # (the costlier question asked last)
         return []
     lasting = [f for f in found if not f.recovered]
     primary = (lasting or found)[0]
@@ -179,6 +182,7 @@ def _climb(
     steps: np.ndarray,
     typical: np.ndarray,
     onset: NonFiniteOnset | None,
+    sigma: float,
 ) -> _Finding | None:
     """The block-median loss rose a lasting ``swing`` × its initial level above its best so far.
 
@@ -194,7 +198,7 @@ def _climb(
         return None
     best = np.minimum.accumulate(np.concatenate(([start], medians)))[:-1]  # best before each
     rise = (medians - best) / start
-    noisy = math.exp(CLIMB_SIGMAS * _log_noise(values))
+    noisy = math.exp(CLIMB_SIGMAS * sigma)
     with np.errstate(divide="ignore", invalid="ignore"):
         factor = np.where(best > 0, medians / best, np.inf)
     hits = np.nonzero((rise >= th["swing"]) & (factor >= noisy))[0]
@@ -296,6 +300,7 @@ def _jump(
     rows: np.ndarray,
     steps: np.ndarray,
     typical: np.ndarray,
+    sigma: float,
 ) -> _Finding | None:
     """In the first steps the loss leapt ``jump`` × the first loss, past 4σ of its noise.
 
@@ -306,10 +311,11 @@ def _jump(
     early = values[1 : int(th["early_steps"]) + 1]
     if first <= 0 or not early.size:
         return None
-    at = 1 + int(np.argmax(early))
-    peak = float(values[at])
-    if peak < first * max(th["jump"], math.exp(NOISE_SIGMAS * _log_noise(values))):
+    above = np.nonzero(early >= first * max(th["jump"], math.exp(NOISE_SIGMAS * sigma)))[0]
+    if not above.size:
         return None
+    at = 1 + int(above[0])  # the first step it was thrown to
+    peak = float(values[at])
     jump_step = step_of(run, int(rows[at]))
     ratio = _largest(steps, typical, step_of(run, int(rows[0])), jump_step - 1)
     if not ratio >= th["high_update"]:
@@ -402,7 +408,13 @@ RULE = Rule(
             "after a jump, how far below the first loss the run must end to count as recovered",
             "netdoctor (lr_too_low's barely_moving)",
         ),
-        INPUT_SCALE,
+        Threshold(
+            "input_scale",
+            INPUT_SCALE.default,
+            "RMS of the model's input from which large steps are the raw inputs' doing "
+            "(exploding_gradients and unnormalized_inputs report them), not the rate's",
+            INPUT_SCALE.source,
+        ),
         Threshold(
             "min_steps",
             float(MIN_STEPS),
@@ -438,8 +450,9 @@ RULE = Rule(
             "loss fell well at first and only then started to bounce, keep the rate and decay "
             "it as training goes (step, exponential or cosine schedules, or ReduceLROnPlateau). "
             "If only the first steps blow up, ramp the rate up over a few hundred steps "
-            "(warm-up). Clipping the gradient norm caps the size of any single step; Adam "
-            "scales each weight's step by its own gradient history and is more forgiving."
+            "(warm-up). Clipping the gradient norm (max_norm 1 to 10) caps the size of any "
+            "single step; Adam scales each weight's step by its own gradient history and is "
+            "more forgiving. A NaN loss that follows is usually this same step size."
         ),
         example=(
             "opt = torch.optim.SGD(model.parameters(), lr=1.0)   # the loss bounces and climbs\n"

@@ -184,9 +184,13 @@ RULE = Rule(
             "about 1e-3 (the message gives it), or find it with a range test: raise it step by "
             "step over a few hundred batches and keep a value somewhat below where the loss "
             "turns up. Typical starting points are 1e-3 for Adam and 0.01-0.1 for SGD with "
-            "momentum. Adam adapts each weight's step to its own gradient history and is "
+            "momentum. Momentum (0.9) keeps part of each step in the next, so progress builds "
+            "up along directions the gradient keeps pointing to; Adam (β1=0.9, β2=0.999, "
+            "lr=1e-3) also adapts each weight's step to its own gradient history and is "
             "forgiving when you do not know the right scale. Check the rate is the one you "
-            "meant (a typo such as 1e-5 for 1e-2, or a scheduler that decayed it to nothing)."
+            "meant (a typo such as 1e-5 for 1e-2, or a scheduler that decayed it to nothing). "
+            "Slow convergence has other causes too: weights initialised far too small or "
+            "large for their fan-in, and inputs that are not normalised."
         ),
         example=(
             "opt = torch.optim.SGD(model.parameters(), lr=1e-5, momentum=0.9)  # meant 1e-2\n"

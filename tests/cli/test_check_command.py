@@ -181,7 +181,12 @@ def test_json_report_matches_design(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert set(report) == {"run", "diagnoses"}
     assert report["run"]["path"] == str(EXPLODING) and report["run"]["status"] == "finished"
-    assert [d["rule"] for d in report["diagnoses"]] == ["exploding_gradients", "nan_loss"]
+    # lr_too_high (a warning) is the exploding demo's root cause: it comes first
+    assert [d["rule"] for d in report["diagnoses"]] == [
+        "lr_too_high",
+        "exploding_gradients",
+        "nan_loss",
+    ]
     for d in report["diagnoses"]:
         assert set(d) == DIAGNOSIS_KEYS
         assert all(set(fix) == {"id", "text"} for fix in d["fixes"])
@@ -276,8 +281,10 @@ def test_github_annotations_and_step_summary(
     result = check(EXPLODING)
     assert result.exit_code == 1
     annotations = result.stderr.splitlines()
-    assert [a.split("::")[1].split()[0] for a in annotations] == ["error", "error"]
-    assert annotations[0].startswith("::error title=netdoctor exploding_gradients (step 3%2C ")
+    # the root cause lr_too_high is a warning, then the two errors it led to
+    assert [a.split("::")[1].split()[0] for a in annotations] == ["warning", "error", "error"]
+    assert annotations[0].startswith("::warning title=netdoctor lr_too_high (step 1)::")
+    assert annotations[1].startswith("::error title=netdoctor exploding_gradients (step 3%2C ")
     assert "::" not in result.stdout  # stdout carries only the report
     text = summary.read_text()
     assert text.startswith("earlier step\n")  # appended, not replaced

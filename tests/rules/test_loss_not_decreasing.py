@@ -34,9 +34,13 @@ def test_a_falling_loss_is_quiet():
     assert check(make_run(slow)) == []
 
 
-def test_a_loss_that_only_rises_never_went_below_its_start():
-    (d,) = check(make_run(np.linspace(1.0, 3.0, 100)))
+def test_a_loss_that_creeps_up_never_went_below_its_start():
+    (d,) = check(make_run(np.linspace(1.0, 1.3, 100)))
     assert d.evidence["loss_progress"] < 0 and "never went below" in d.message
+
+
+def test_a_diverging_loss_is_not_flat():
+    assert check(make_run(np.linspace(1.0, 3.0, 100))) == []  # lr_too_high's and the like
 
 
 def test_edges_are_quiet():
