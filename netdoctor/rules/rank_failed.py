@@ -64,6 +64,8 @@ def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
     root = failures[0]
     hosts = rank_hosts(run)
     message = _describe(root, hosts)
+    if root.kind == "crashed" and root.rank != 0:
+        message += " (its traceback is in that rank's output)"
     later = [f for f in failures[1:] if f.rank != root.rank]
     if later:
         message += "; then " + "; ".join(_describe(f, hosts) for f in later[:3])
@@ -74,8 +76,6 @@ def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
             "a lost connection or a timeout, one of them died first without an exception "
             "(killed by the out-of-memory killer or a signal): check that host's kernel log"
         )
-    elif root.kind == "crashed":
-        message += ": its traceback is in that rank's output (torchrun names the failed rank)"
     evidence: dict[str, Any] = {
         "rank": root.rank,
         "status": root.kind,
@@ -95,12 +95,19 @@ def _describe(failure: _Failure, hosts: dict[int, str]) -> str:
     who = f"rank {failure.rank}" + (f" ({hosts[failure.rank]})" if failure.rank in hosts else "")
     at = "" if failure.step is None else f" at step {failure.step}"
     if failure.kind == "crashed":
-        return f"{who} crashed{at}" + (f" with {failure.message}" if failure.message else "")
+        return f"{who} crashed{at}" + (f" with {_short(failure.message)}" if failure.message
+                                       else "")
     if failure.kind == "interrupted":
         return f"{who} was interrupted{at} while rank 0 finished"
     heard = "nothing" if failure.step is None else f"nothing after step {failure.step}"
     return (f"{who} stopped reporting (rank 0 heard {heard}) without an error message: it was "
             "killed (out-of-memory killer, a signal) or hung")
+
+
+def _short(text: str, limit: int = 160) -> str:
+    """One error line, cut where it stops helping (gloo's and NCCL's run to hundreds of chars);
+    the evidence keeps the whole line."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _last_step(run: RunData) -> int | None:

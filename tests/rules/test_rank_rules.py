@@ -208,9 +208,19 @@ def test_the_rank_that_crashed_first_is_named_with_its_message():
                       status="crashed", end_message="RuntimeError: Connection closed by peer")
     [found] = check(RANK_FAILED, run)
     assert found.evidence["rank"] == 1 and found.step == 6
-    assert found.message.startswith(
-        "rank 1 (node1) crashed at step 6 with ValueError: labels out of range; then rank 0 "
-        "(node0) crashed at step 6 with RuntimeError: Connection closed by peer")
+    assert found.message == (
+        "rank 1 (node1) crashed at step 6 with ValueError: labels out of range (its traceback is "
+        "in that rank's output); then rank 0 (node0) crashed at step 6 with RuntimeError: "
+        "Connection closed by peer")
+
+
+def test_long_error_lines_are_cut_in_the_message_and_kept_in_the_evidence():
+    error = "RuntimeError: [gloo/transport/tcp/pair.cc:553] Connection closed by peer " + "x" * 300
+    run = distributed(make_run([0.5] * 7), {0: rows(7), 1: rows(7)}, status="crashed",
+                      end_message=error)
+    [found] = check(RANK_FAILED, run)
+    assert found.evidence["message"] == error and found.evidence["rank"] == 0
+    assert len(found.message) < 250 and found.message.endswith("…")
 
 
 def test_a_rank_that_went_silent_long_before_the_end_stopped_reporting():
