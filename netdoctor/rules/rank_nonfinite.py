@@ -59,10 +59,13 @@ def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
         "spread_step": spread,
     }
     where = _where(bad, first)
-    reached = (
-        f"; it reached {rank_names(finite)} through the gradient all-reduce at step {spread}"
-        if spread is not None else ""
-    )
+    if spread is None:
+        reached = ""
+    elif spread == step:
+        reached = f"; the gradient all-reduce carried it to {rank_names(finite)} at that same step"
+    else:
+        reached = (f"; it reached {rank_names(finite)} through the gradient all-reduce at "
+                   f"step {spread}")
     message = (
         f"NaN/Inf appeared on {rank_names(bad)} only at step {step}, in {where}, while "
         f"{rank_names(finite)} stayed finite{reached}: {_advice(bad, first)}"

@@ -82,8 +82,10 @@ def test_nan_from_one_ranks_batch_names_the_rank_and_explains_nan_loss():
     assert first.rule == "rank_nonfinite" and first.step == 20 and first.layer is None
     assert first.evidence["bad_ranks"] == [1] and first.evidence["finite_ranks"] == [0]
     assert first.evidence["spread_step"] == 20
-    assert first.message.startswith("NaN/Inf appeared on rank 1 only at step 20, in its input "
-                                    "batch, while rank 0 stayed finite; it reached rank 0 through")
+    assert first.message.startswith(
+        "NaN/Inf appeared on rank 1 only at step 20, in its input batch, while rank 0 stayed "
+        "finite; the gradient all-reduce carried it to rank 0 at that same step: the samples "
+        "rank 1 read are bad")
     assert [f.id for f in first.fixes] == ["normalize_inputs"]
     assert "rank 1 reads" in first.fixes[0].text
     nan = next(d for d in found if d.rule == "nan_loss")
