@@ -77,6 +77,7 @@ class _Pending:
     param_sample: torch.Tensor | None = None
     lrs: list[Any] = field(default_factory=list)
     stepped: bool = False
+    grads_given: bool = False  # read_gradients() read them: the optimizer's pre-hook leaves them
     step_time: float = math.nan
     lead_time: float = math.nan
     checksum: torch.Tensor | None = None
@@ -191,6 +192,32 @@ class Monitor:
         self._check_open()
         self._writer.put_meta(items)
 
+    def read_gradients(self, scale: float | torch.Tensor | None = None) -> None:
+        """Read this optimizer step's gradients now instead of in the optimizer's pre-hook.
+
+        For trainers where the pre-hook sees the wrong ones: Lightning runs the backward pass
+        inside ``optimizer.step(closure)``, after the pre-hook, and a trainer that clips before
+        stepping would show clipped norms, while the evidence for exploding gradients must be
+        pre-clip. ``scale``: a loss scale the gradients still carry (divided out).
+        """
+        self._check_open()
+        if self._pending.stepped:
+            self._close_step()
+        self._read_grads(scale)
+        self._pending.grads_given = True
+
+    def diagnose(self, rules: RuleConfig | None = None) -> list[Diagnosis]:
+        """The diagnoses of the run so far, for stopping a run early: flushes first, then runs
+        the rules on the log. Only the process that writes the log diagnoses ([] elsewhere)."""
+        self._check_open()
+        if self._pending.stepped:
+            self._close_step()
+        self._flush()
+        if not isinstance(self._writer, RunLogWriter):
+            return []
+        self._writer.wait()
+        return _diagnose(self.log_path, rules)
+
     def close(
         self, rules: RuleConfig | None = None, message: str | None = None
     ) -> list[Diagnosis]:
@@ -220,7 +247,8 @@ class Monitor:
             return
         if self._pending.stepped:  # the previous step got no monitor.step(): close it now
             self._close_step()
-        self._read_grads()
+        if not self._pending.grads_given:  # a fused optimizer under a GradScaler: still scaled
+            self._read_grads(getattr(optimizer, "grad_scale", None))
         if self._sampled:
             self._param_probe.snapshot()
 
@@ -262,8 +290,8 @@ class Monitor:
         pending.loss_sum = value if pending.loss_sum is None else pending.loss_sum + value
         pending.loss_count += 1
 
-    def _read_grads(self) -> None:
-        self._pending.grads, self._pending.has_grad = self._param_probe.grad_norms()
+    def _read_grads(self, scale: float | torch.Tensor | None = None) -> None:
+        self._pending.grads, self._pending.has_grad = self._param_probe.grad_norms(scale)
 
     def _close_step(self) -> None:
         pending = self._pending

@@ -79,13 +79,16 @@ class ParamProbe:
         self._before: list[torch.Tensor] | None = None
         self._index_cache: dict[tuple[int, ...], torch.Tensor] = {}
 
-    def grad_norms(self) -> tuple[torch.Tensor, bool]:
+    def grad_norms(self, scale: float | torch.Tensor | None = None) -> tuple[torch.Tensor, bool]:
         """(n_params,) gradient norms, GRAD_ABSENT where ``.grad`` is None; and whether any
-        parameter had a gradient."""
+        parameter had a gradient. ``scale``: a GradScaler's loss scale the gradients still carry
+        (fused optimizers unscale inside their step), divided out here without a host sync."""
         present = [s for s in self.specs if s.param.grad is not None]
         if not present:
             return self._absent.clone(), False
         norms = _norms([s.param.grad.detach() for s in present], self.dtype)  # type: ignore[union-attr]
+        if scale is not None:
+            norms = norms / torch.as_tensor(scale).to(norms.device, self.dtype)
         if len(present) == len(self.specs):
             return norms.to(self.device), True
         out = self._absent.clone()

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from netdoctor._version import __version__
+from netdoctor.capture.compiled import ran_compiled
 from netdoctor.capture.monitor import Monitor
 from netdoctor.capture.param_probe import plan_params
 from netdoctor.capture.ranks import (
@@ -73,6 +74,7 @@ def watch(
     if not isinstance(model, nn.Module):
         raise TypeError(f"netdoctor.watch: model must be a torch.nn.Module, got "
                         f"{type(model).__name__}")
+    optimizer = _unwrap_optimizer(optimizer)
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"netdoctor.watch: optimizer must be a torch.optim.Optimizer or None, "
                         f"got {type(optimizer).__name__}")
@@ -82,6 +84,12 @@ def watch(
         raise ValueError(
             f"netdoctor.watch: num_classes must be a positive int, got {num_classes!r}")
     inner = _unwrap(model)
+    if ran_compiled(inner):
+        warnings.warn(
+            f"netdoctor.watch: a {type(inner).__name__} already ran under torch.compile in this "
+            "process; hooks added now never run inside that compiled graph (pytorch#117758), so "
+            "layer statistics will be missing. Call watch() before the first compiled call, or "
+            "torch._dynamo.reset() before watch().", RuntimeWarning, stacklevel=2)
     path = Path(log) if log is not None else _default_log(inner)
     rank, world = rank_and_world()
     channel = open_channel(log, rank, world) if world > 1 else None
@@ -161,6 +169,15 @@ def _unwrap(model: nn.Module) -> nn.Module:
             model = model.module
             continue
         return model
+
+
+def _unwrap_optimizer(optimizer: Any) -> Any:
+    """The torch optimizer inside a wrapper that is not one itself or does not run its step
+    hooks (accelerate's AcceleratedOptimizer): its step hooks fire on real steps only."""
+    while (not hasattr(optimizer, "_optimizer_step_pre_hooks")
+           and isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer)):
+        optimizer = optimizer.optimizer
+    return optimizer
 
 
 def _device_of(model: nn.Module) -> torch.device:
