@@ -16,8 +16,11 @@ from netdoctor._version import __version__
 from netdoctor.cli.check import check_command
 from netdoctor.cli.demo import demo_command
 from netdoctor.cli.exit_codes import ExitCode
+from netdoctor.cli.fix import fix_command
 from netdoctor.cli.inspect import inspect_command
+from netdoctor.cli.recipes import recipes_command
 from netdoctor.cli.rules import rules_command
+from netdoctor.cli.run import run_command
 
 app = typer.Typer(
     name="netdoctor",
@@ -51,6 +54,9 @@ def _root(
     """
 
 
+app.command("run")(run_command)
+app.command("recipes")(recipes_command)
+app.command("fix")(fix_command)
 app.command("inspect")(inspect_command)
 app.command("check")(check_command)
 app.command("rules")(rules_command)

@@ -25,6 +25,7 @@ from netdoctor.errors import NetdoctorError, RunLogError
 from netdoctor.gate import CheckResult, FailOn
 
 if TYPE_CHECKING:  # pragma: no cover
+    from netdoctor.cli.target import RecipeBudget
     from netdoctor.rules import RuleConfig
 
 
@@ -32,8 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
 def check_command(
     target: Annotated[
         str,
-        typer.Argument(metavar="TARGET", help="The run log (.sqlite) to check; recipes are "
-                       "not supported yet.", show_default=False),
+        typer.Argument(metavar="TARGET", help="The run log (.sqlite) to check, or a recipe "
+                       "(built-in name, .toml or .py) to train and check.", show_default=False),
     ],
     fail_on: Annotated[
         FailOn | None,
@@ -67,6 +68,21 @@ def check_command(
         typer.Option("--max-regression", metavar="FRACTION", min=0.0, help="With --baseline: "
                      "the largest allowed rise of the final loss, relative (0.1 = 10 %)."),
     ] = 0.10,
+    max_steps: Annotated[
+        int | None,
+        typer.Option("--max-steps", min=1, metavar="N", help="Recipe TARGET: stop training "
+                     "after N optimizer steps.", show_default=False),
+    ] = None,
+    max_time: Annotated[
+        float | None,
+        typer.Option("--max-time", metavar="SECONDS", help="Recipe TARGET: stop training after "
+                     "this much training time.", show_default=False),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="Recipe TARGET: override a recipe key "
+                     "(repeatable).", show_default=False),
+    ] = None,
     select: options.Select = None,
     ignore: options.Ignore = None,
     config: options.Config = None,
@@ -75,13 +91,20 @@ def check_command(
 
     Prints the same report as `netdoctor inspect` and the verdict. The final loss compared with
     --baseline is the last epoch's val_loss when both runs have one, else train_loss, else the
-    last step's loss. Exit codes: 0 passed, 1 failed, 2 bad usage or unreadable input.
+    last step's loss. A recipe TARGET is trained first (headless, within --max-steps and
+    --max-time; the report says when a budget ended it). Exit codes: 0 passed, 1 failed, 2 bad
+    usage or unreadable input.
     """
     if not math.isfinite(max_regression):
         fail(f"--max-regression must be a finite number, got {max_regression}")
+    if max_time is not None and not (math.isfinite(max_time) and max_time > 0):
+        fail(f"--max-time must be a positive number of seconds, got {max_time}")
     settings = rule_config(select, ignore, config)
     threshold = fail_on or fail_on_setting(config) or FailOn.ERROR
-    result = run_check(target, settings, threshold, baseline, max_regression)
+    from netdoctor.cli.target import RecipeBudget
+
+    budget = RecipeBudget(tuple(set_ or ()), max_steps, max_time)
+    result = run_check(target, settings, threshold, baseline, max_regression, budget)
 
     write_files(result, json_path, junit_path)  # first: one that fails is exit 2, no report
 
@@ -103,6 +126,7 @@ def run_check(
     threshold: FailOn,
     baseline: Path | None,
     max_regression: float,
+    budget: RecipeBudget | None = None,
 ) -> CheckResult:
     """Read the run (and the baseline), run the selected rules on both, build the verdict."""
     from netdoctor.cli.target import resolve_target
@@ -111,7 +135,7 @@ def run_check(
     from netdoctor.runlog import open_run
 
     started = time.perf_counter()
-    run = resolve_target(target)
+    run = resolve_target(target, budget)
     diagnoses = run_rules(run, settings)
     comparison = None
     if baseline is not None:

@@ -65,7 +65,7 @@ class Progress:
     """How far the run is. ``epoch`` is the epoch under way, counted from 1; ``step`` the
     optimizer steps done; ``total_steps`` the steps the run will take (0 when a data loader has
     no length); ``loss`` the mean training loss of this epoch so far; ``val_loss``/``val_acc``
-    those of the last finished epoch."""
+    those of the last finished epoch; ``epoch_end`` is true for the report at an epoch's end."""
 
     epoch: int
     epochs: int
@@ -78,6 +78,7 @@ class Progress:
     samples_per_s: float
     elapsed_s: float
     eta_s: float | None
+    epoch_end: bool = False
 
 
 @dataclass(frozen=True)
@@ -711,7 +712,8 @@ class _Run:
             total_steps=self.total_steps, loss=tally.mean_loss(),
             val_loss=self.last_val.get("val_loss"), train_acc=tally.accuracy(),
             val_acc=self.last_val.get("val_acc"),
-            samples_per_s=seen / elapsed if elapsed > 0 else 0.0, elapsed_s=elapsed, eta_s=eta))
+            samples_per_s=seen / elapsed if elapsed > 0 else 0.0, elapsed_s=elapsed, eta_s=eta,
+            epoch_end=force))
 
     # -- evaluation, schedule, early stopping ------------------------------------------------
     def evaluate(self, split: _Split, prefix: str) -> dict[str, float]:

@@ -135,8 +135,8 @@ def _truncated(tmp: Path) -> Path:
         (lambda tmp: tmp / "missing.sqlite", "no such file"),
         (_foreign, "not a netdoctor run log"),
         (_truncated, "truncated"),
-        (lambda tmp: tmp / "mnist_mlp", "recipe is not supported yet"),
-        (lambda tmp: tmp / "recipe.toml", "recipe is not supported yet"),
+        (lambda tmp: tmp / "mnist_mlp", "no such recipe file"),
+        (lambda tmp: tmp / "recipe.toml", "no such recipe file"),
     ],
     ids=["missing", "foreign", "truncated", "recipe-name", "recipe-file"],
 )
