@@ -2,7 +2,8 @@
 
 The public names are loaded on first use, so that ``import netdoctor`` stays cheap and never
 imports torch or textual: the analysis half (``netdoctor inspect``) must start fast and must work
-where torch is not installed. ``netdoctor.watch`` is the one name that brings torch in.
+where torch is not installed. ``netdoctor.watch`` and ``netdoctor.checkup`` are the names that
+bring torch in.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from netdoctor._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from netdoctor.capture import Monitor, SamplingSchedule, watch
+    from netdoctor.capture.checkup import checkup
     from netdoctor.diagnosis import Diagnosis, Fix, Severity
 
 #: public name -> module that defines it
 _LAZY = {
     "watch": "netdoctor.capture",
+    "checkup": "netdoctor.capture.checkup",
     "Monitor": "netdoctor.capture",
     "SamplingSchedule": "netdoctor.capture",
     "Diagnosis": "netdoctor.diagnosis",
@@ -26,7 +29,10 @@ _LAZY = {
     "Severity": "netdoctor.diagnosis",
 }
 
-__all__ = ["Diagnosis", "Fix", "Monitor", "SamplingSchedule", "Severity", "__version__", "watch"]
+__all__ = [
+    "Diagnosis", "Fix", "Monitor", "SamplingSchedule", "Severity", "__version__", "checkup",
+    "watch",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -159,12 +159,13 @@ def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
             out.site.module,
             message,
             evidence,
-            _fixes(out.site.module),
+            fixes_for(out.site.module),
         )
     ]
 
 
-def _fixes(module: str) -> tuple[Fix, ...]:
+def fixes_for(module: str) -> tuple[Fix, ...]:
+    """The fix for a softmax at the end of ``module``: shared with netdoctor.checkup."""
     return (
         fix(
             "stable_loss",
