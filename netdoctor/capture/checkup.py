@@ -434,8 +434,10 @@ def _facts(model: nn.Module, out: Any, pred: torch.Tensor | None, y: Any,
     invariant = distribution and isinstance(out, torch.Tensor) and _shift_invariant(
         loss_fn, out.detach(), y)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    n_targets = (y.shape[0] if task.kind == "classification" and y.dim() > 0 and not task.binary
-                 else y.numel()) if isinstance(y, torch.Tensor) else 1
+    n_targets = 1
+    if isinstance(y, torch.Tensor):  # values to memorise: one per label, not per probability
+        soft = task.kind == "classification" and y.is_floating_point() and not task.binary
+        n_targets = y.numel() // (classes or 1) if soft else y.numel()
     mean = std = None
     if task.kind == "regression" and isinstance(y, torch.Tensor) and y.numel() > 1:
         mean, std = float(y.float().mean()), float(y.float().std())
