@@ -51,10 +51,11 @@ OVERFIT_ACCURACY = Threshold(
 )
 STILL_FALLING = Threshold(
     "still_falling",
-    0.25,
+    0.15,
     "share of the loss's fall made over the last quarter of the steps from which it was still "
     "falling when the checkup stopped (slow, not stuck)",
-    "netdoctor: a loss that has levelled off makes well under a quarter of its fall at the end",
+    "netdoctor: an exponential decay whose time constant is the run's length makes 16 % of its "
+    "fall in the last quarter, one that levelled off (time constant a quarter of it) 2 %",
 )
 CHANCE_PLATEAU = Threshold(
     "chance_plateau",
