@@ -17,8 +17,10 @@ Each parameter is put in the first of these that fits, and each group is one dia
   the optimizer a run without gradients may be an evaluation loop: then it is left alone.)
 - ``zero_gradient`` (warning): it has a gradient, exactly zero on every sampled step, while
   other parameters get non-zero ones, and it never changed: something between it and the loss
-  has zero derivative (round, sign, argmax, a comparison), or every unit after it is dead or
-  zero-initialised (then ``symmetric_weights`` is the cause and is listed first).
+  has zero derivative (round, sign, argmax, a comparison). When the layer feeding it, or one
+  after it, outputs exactly zero throughout (all its ReLUs dead, or zero-initialised weights),
+  that explains the zero gradient: ``dead_relu`` or ``symmetric_weights`` report it, and this
+  kind stays quiet.
 - ``zero_lr``: a non-zero gradient but never an update, in an optimizer with a param group at
   learning rate 0: frozen through the rate. Judged like requires_grad=False below.
 - ``requires_grad_off``: requires_grad=False. Freezing a pretrained backbone and training a new
@@ -39,10 +41,13 @@ from netdoctor.diagnosis import Diagnosis, Fix, Severity
 from netdoctor.rules.base import Rule, RuleDoc, Threshold
 from netdoctor.rules.dynamics import loss_progress
 from netdoctor.rules.fixes import fix
+from netdoctor.rules.series import finite
 from netdoctor.runlog.run_data import ParamInfo, RunData
-from netdoctor.runlog.schema import ParamStat
+from netdoctor.runlog.schema import ActStat, ParamStat
 
 RULE_ID = "frozen_parameters"
+#: Share of exact zeros in a layer's output from which nothing passes back through it.
+BLOCKED = 0.999
 #: Relative change of a weight's norm over the run below which it never changed. Any real
 #: update moves it by far more over a run; float32 norms of an untouched tensor are identical.
 UNCHANGED = 1e-7
@@ -102,7 +107,10 @@ def _classify(run: RunData, th: Mapping[str, float]) -> dict[str, list[ParamInfo
         elif any_grad and not has[:, col].any():
             kind = "no_gradient"
         elif _all_zero(grad[:, col], has[:, col]) and _unchanged(run, p):
-            kind = "zero_gradient" if nonzero else "all_zero_gradients"
+            if not nonzero:
+                kind = "all_zero_gradients"
+            elif _blocked(run, p.module) is None:  # else dead_relu's finding
+                kind = "zero_gradient"
         elif zero_lr and _frozen_by_rate(grad[:, col], update[:, col]) and _unchanged(run, p):
             kind = "zero_lr"
         if kind is not None:
@@ -123,6 +131,29 @@ def _unchanged(run: RunData, p: ParamInfo) -> bool:
 def _all_zero(grad: np.ndarray, has: np.ndarray) -> bool:
     values = grad[has & np.isfinite(grad)]
     return values.size > 0 and bool(np.all(values == 0))
+
+
+def _blocked(run: RunData, module: str) -> str | None:
+    """A layer whose output is exactly zero throughout, feeding ``module`` or after it.
+
+    Every unit of it is zero for every sample (all ReLUs dead, a zero-initialised layer). A
+    weight's gradient is the product of its input and the gradient at its output, so a zero
+    input, or a zero layer on the way to the loss (no gradient passes back through it), makes
+    it exactly zero: that layer's finding (dead_relu, symmetric_weights), not a
+    zero-derivative operation.
+    """
+    order = run.module_order().get(module)
+    if order is None or not run.sample_steps.size:
+        return None
+    sites = run.sites_in_forward_order()
+    before = [x for x in sites if (x.forward_order or 0) < order and x.role == "output"]
+    feeding = [x for x in sites if x.module == module and x.role == "input"] or before[-1:]
+    after = [x for x in sites if (x.forward_order or 0) > order and x.role == "output"]
+    for site in (*feeding, *after):
+        zeros = finite(run.act[:, site.idx, ActStat.ZERO_FRAC])
+        if zeros.size and float(np.median(zeros)) >= BLOCKED:
+            return site.name
+    return None
 
 
 def _frozen_by_rate(grad: np.ndarray, update: np.ndarray) -> bool:
@@ -389,7 +420,8 @@ RULE = Rule(
             "Trainable parameters that never change: (1) requires_grad is on but they are in "
             "none of the optimizer's param groups, and they never changed; (2) they never get "
             "a gradient while others do (their module did not run, or its output was detached "
-            "before the loss); (3) their gradient is exactly zero on every sampled step; (4) "
+            "before the loss); (3) their gradient is exactly zero on every sampled step (not "
+            "when a layer before or after it outputs only zeros: dead units are dead_relu's); (4) "
             "their param group's learning rate is 0. Parameters with requires_grad=False are "
             "reported as info (freezing a pretrained backbone is common and deliberate), and "
             "as a warning when it looks like a mistake: the output layer is frozen while most "

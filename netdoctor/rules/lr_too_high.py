@@ -52,6 +52,7 @@ from netdoctor.rules.facts import (
     MIN_STEPS,
     fmt,
     has_recurrent,
+    index_of,
     input_rms,
     lr_at,
     step_of,
@@ -119,7 +120,8 @@ def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
     lasting = [f for f in found if not f.recovered]
     primary = (lasting or found)[0]
     severity = Severity.WARNING if lasting else Severity.INFO
-    lr = lr_at(run, int(rows[-1]))
+    at = index_of(run, primary.step)  # the rate when it happened (a schedule moves it)
+    lr = lr_at(run, at if at is not None else int(rows[-1]))
     evidence: dict[str, Any] = {
         "criteria": [f.kind for f in found],
         "update_ratio": primary.ratio,
@@ -159,7 +161,9 @@ def _owned_elsewhere(run: RunData, th: Mapping[str, float]) -> bool:
     if not found:
         return False
     first = int(run.step_numbers[0]) if run.n_steps else 0
-    return has_recurrent(run) or (found[0].step is not None and found[0].step <= first)
+    evidence = found[0].evidence  # a leap of the very first gradient: before any update
+    at_start = "spike" in evidence.get("criteria", ()) and evidence.get("spike_step") == first
+    return has_recurrent(run) or at_start
 
 
 def _largest(steps: np.ndarray, typical: np.ndarray, first: int, last: int) -> float:

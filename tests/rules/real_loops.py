@@ -328,6 +328,23 @@ def _sgd_lr_one() -> RunData:
     return _train("sgd_lr_one", model, opt, x, y, epochs=3, batch=64)
 
 
+def _correlated_regression() -> RunData:
+    """Bug: linear regression on 24 correlated, standardised channels at SGD lr=0.3: the
+    curvature along their common direction is ~40, so every step overshoots ×11 from the start
+    and the loss overflows within a few dozen steps."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    g = torch.Generator().manual_seed(24)
+    common = torch.randn(1280, 1, generator=g)
+    x = 0.92 * common + 0.39 * torch.randn(1280, 24, generator=g)
+    y = (x @ (torch.randn(24, generator=g) * 0.3) + 0.1 * torch.randn(1280, generator=g))[:, None]
+    model = nn.Linear(24, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.3)
+    return _train("correlated_regression", model, opt, x, y, epochs=2, batch=64, loss_fn=F.mse_loss)
+
+
 def _logistic_sgd_fifty() -> RunData:
     """Bug: logistic regression with lr=50: every step overshoots, the loss bounces for good."""
     import torch
@@ -597,6 +614,7 @@ RUNS: dict[str, Callable[[], RunData]] = {
     "frozen_backbone": _frozen_backbone,
     "zero_head": _zero_head,
     "sgd_lr_one": _sgd_lr_one,
+    "correlated_regression": _correlated_regression,
     "logistic_sgd_fifty": _logistic_sgd_fifty,
     "cnn_sgd_two": _cnn_sgd_two,
     "adam_jump": _adam_jump,

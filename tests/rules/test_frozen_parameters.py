@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from netdoctor.rules import get_rule, run_rules
-from netdoctor.runlog.schema import ParamStat
+from netdoctor.runlog.schema import ActStat, ParamStat
 
 from .factory import Layer, make_run, mlp, noisy_decay
 from .real_loops import HEALTHY, real
@@ -91,6 +91,15 @@ def test_an_exactly_zero_gradient_while_others_learn():
     (d,) = check(run)
     assert d.evidence["kind"] == "zero_gradient" and d.layer == "layers.2"
     assert "straight through" in d.fixes[0].text
+
+
+def test_a_zero_gradient_behind_a_layer_of_dead_units_is_dead_relus():
+    run = base()
+    for name in ("layers.0.weight", "layers.4.weight"):  # before it, and fed by it
+        run.param[:, col(run, name), ParamStat.GRAD_NORM] = 0
+    dead = next(s.idx for s in run.sites if s.name == "layers.3")
+    run.act[:, dead, ActStat.ZERO_FRAC] = 1.0  # every ReLU of layers.3 outputs 0, always
+    assert check(run) == []
 
 
 def test_every_gradient_zero_when_the_optimizer_steps():

@@ -155,6 +155,14 @@ def test_sgd_at_lr_one_climbs_and_explodes():
     assert boom.evidence["caused_by"] == "lr_too_high"  # the explosion is its consequence
 
 
+def test_a_regression_that_diverges_from_its_first_step():
+    # the explosion grows out of the very first updates: the rate is its cause, not the data
+    found, d = _lr_high("correlated_regression")
+    assert [x.rule for x in found][:3] == ["lr_too_high", "exploding_gradients", "nan_loss"]
+    assert d.step <= 2 and d.evidence["nonfinite_step"] is not None
+    assert d.fixes[0].id == "lower_lr" and "lr=0.03" in d.fixes[0].text
+
+
 def test_logistic_regression_at_lr_fifty_oscillates():
     found, d = _lr_high("logistic_sgd_fifty")
     assert found[0] is d and d.evidence["criteria"][0] == "oscillation"
