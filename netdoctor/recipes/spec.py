@@ -403,14 +403,16 @@ def _show(value: Any) -> str:
     return repr(list(value)) if isinstance(value, tuple) else repr(value)
 
 
+_NOUNS = {bool: "booleans", int: "integers", float: "numbers", str: "strings"}
+
+
 def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is tuple:
+    if typing.get_origin(tp) is tuple:
         args = typing.get_args(tp)
-        inner = _type_name(args[0])
+        inner = _NOUNS.get(args[0], str(args[0]))
         if len(args) == 2 and args[1] is Ellipsis:
-            return f"a list of {inner}s"
-        return f"a list of {len(args)} {inner}s"
+            return f"a list of {inner}"
+        return f"a list of {len(args)} {inner}"
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
         tp, str(tp))
 
