@@ -25,7 +25,7 @@ from netdoctor.errors import NetdoctorError, RunLogError, one_line
 from netdoctor.tui.compare import RunRecord
 from netdoctor.tui.health import HealthBands
 from netdoctor.tui.live import LiveSource
-from netdoctor.tui.log_poller import LogPoller, Snapshot
+from netdoctor.tui.log_poller import Diagnose, LogPoller, Snapshot, rule_engine
 from netdoctor.tui.messages import LogRead, LogUnreadable, TrainingEnded, TrainingProgress
 from netdoctor.tui.screens.compare_screen import CompareScreen
 from netdoctor.tui.screens.help_screen import HelpScreen
@@ -36,8 +36,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Re-read the log at most this often (seconds): 4 Hz is live enough to watch a loss fall.
 POLL_INTERVAL = 0.25
-#: ... and wait at least this many times as long as the last read took (read cost <= 5 %).
-POLL_DUTY = 20.0
+#: ... and wait at least this many times as long as the last read took (read cost <= 10 %).
+POLL_DUTY = 10.0
 LIVE_ONLY = {"pause", "stop", "fix"}
 
 
@@ -63,18 +63,20 @@ class NetdoctorApp(App[None]):
         live: LiveSource | None = None,
         name: str | None = None,
         poll_interval: float = POLL_INTERVAL,
+        diagnose: Diagnose | None = None,
     ) -> None:
         super().__init__()
         if log is None and live is None:
             raise ValueError("NetdoctorApp needs a log or a live source")
         self.settings = settings
+        self.diagnose = diagnose or rule_engine(settings)
         self.follow = follow
         self.live = live
         self.poll_interval = poll_interval
         source_log = live.log if live is not None else log
         assert source_log is not None
-        self.poller = LogPoller(source_log, settings, first)
-        self.main = MainScreen(settings, HealthBands.from_rules(settings),
+        self.poller = LogPoller(source_log, self.diagnose, first)
+        self.main = MainScreen(self.diagnose, HealthBands.from_rules(settings),
                                name=live.name if live else name)
         self.training = False
         self.paused = False
@@ -84,13 +86,14 @@ class NetdoctorApp(App[None]):
         self._log_ready = live is None
         self._next_poll = 0.0
         self._polling = False
+        self._log_error = False  # the banner shows a log read error (cleared by a good read)
 
     # ---- start -------------------------------------------------------------------------------
     def on_mount(self) -> None:
         self.push_screen(self.main)
         if self.poller.latest is not None:
             self.main.show_snapshot(self.poller.latest)
-        else:
+        elif self.live is None:
             self._poll_now()
         if self.live is not None:
             self._start_training(self.live)
@@ -99,7 +102,7 @@ class NetdoctorApp(App[None]):
 
     def _start_training(self, source: LiveSource) -> None:
         self.live, self.training, self.paused, self._log_ready = source, True, False, False
-        self.poller = LogPoller(source.log, self.settings)
+        self.poller = LogPoller(source.log, self.diagnose)
         self.main.start_run(source.name)
         self.run_worker(partial(self._train, source), thread=True, group="train",
                         name=f"train {source.name}", exit_on_error=False)
@@ -136,8 +139,7 @@ class NetdoctorApp(App[None]):
         except RunLogError as exc:
             self.post_message(LogUnreadable(f"error: {exc}"))
         else:
-            if snapshot is not None:
-                self.post_message(LogRead(snapshot))
+            self.post_message(LogRead(snapshot))
         return time.monotonic() - started
 
     @on(Worker.StateChanged)
@@ -153,11 +155,15 @@ class NetdoctorApp(App[None]):
 
     @on(LogRead)
     def _log_read(self, message: LogRead) -> None:
-        self.main.show_error(None)
-        self.main.show_snapshot(message.snapshot)
+        if self._log_error:  # readable again
+            self._log_error = False
+            self.main.show_error(None)
+        if message.snapshot is not None:
+            self.main.show_snapshot(message.snapshot)
 
     @on(LogUnreadable)
     def _log_unreadable(self, message: LogUnreadable) -> None:
+        self._log_error = True
         self.main.show_error(message.error)
 
     # ---- live training -----------------------------------------------------------------------

@@ -7,6 +7,7 @@ replaced it. Errors are the reader's one-line ``RunLogError``; the caller decide
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,10 +27,19 @@ class Snapshot:
     diagnoses: tuple[Diagnosis, ...]
 
 
-def diagnose(run: RunData, settings: RuleConfig | None) -> Snapshot:
-    from netdoctor.rules import run_rules
+#: What turns a run into diagnoses: the rule engine with the user's settings, normally.
+Diagnose = Callable[[RunData], Sequence[Diagnosis]]
 
-    return Snapshot(run, tuple(run_rules(run, settings)))
+
+def rule_engine(settings: RuleConfig | None) -> Diagnose:
+    """``run_rules`` with these settings (the engine is imported when first used)."""
+
+    def diagnose(run: RunData) -> Sequence[Diagnosis]:
+        from netdoctor.rules import run_rules
+
+        return run_rules(run, settings)
+
+    return diagnose
 
 
 def moved(before: RunData, after: RunData) -> bool:
@@ -48,11 +58,9 @@ def moved(before: RunData, after: RunData) -> bool:
 class LogPoller:
     """Holds the last snapshot of one log; ``poll`` returns a new one only when it moved."""
 
-    def __init__(
-        self, path: Path, settings: RuleConfig | None, first: Snapshot | None = None
-    ) -> None:
+    def __init__(self, path: Path, diagnose: Diagnose, first: Snapshot | None = None) -> None:
         self.path = Path(path)
-        self.settings = settings
+        self.diagnose = diagnose
         self.latest = first
 
     def poll(self) -> Snapshot | None:
@@ -60,7 +68,7 @@ class LogPoller:
         run = open_run(self.path)
         if self.latest is not None and not moved(self.latest.run, run):
             return None
-        self.latest = diagnose(run, self.settings)
+        self.latest = Snapshot(run, tuple(self.diagnose(run)))
         return self.latest
 
     @property

@@ -16,14 +16,15 @@ from netdoctor.tui.run_view import RunView
 
 
 class LogRead(Message):
-    """The log moved: a new snapshot with fresh diagnoses."""
+    """The log was read: a new snapshot with fresh diagnoses, or None when it had not moved."""
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot | None) -> None:
         super().__init__()
         self.snapshot = snapshot
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, LogRead)
+        # a newer snapshot makes an older one pointless; "nothing new" must not hide a snapshot
+        return isinstance(message, LogRead) and self.snapshot is not None
 
 
 class LogUnreadable(Message):

@@ -1,7 +1,8 @@
-"""Help: the keys, then the rules explained from the same source as ``netdoctor rules``.
+"""Help: the keys and the rules, from the same source as ``netdoctor rules``.
 
-Opened on a diagnosis, it starts with that diagnosis' rule, so that ``?`` answers "what does
-this mean and what do I do about it" for what is on screen.
+Opened on a diagnosis, it starts with that rule's full explanation (what it detects, why it
+matters, how to fix it, its thresholds and fixes), so that ``?`` answers "what does this mean
+and what do I do about it" for what is on screen.
 """
 
 from __future__ import annotations
@@ -61,10 +62,7 @@ def help_content(rule_id: str | None) -> RenderableType:
         except ConfigError:  # a rule this version does not know (an older or newer log)
             parts += [Text(f"no explanation for rule {rule_id!r} in this netdoctor"), Text()]
     parts += [_section("Keys"), keys_table(), Text()]
-    parts += [_section("Rules (netdoctor rules)"), rules_list(all_rules()), Text()]
-    for rule in all_rules():
-        if rule.id != rule_id:
-            parts += [rule_explanation(rule, FIXES), Text()]
+    parts += [_section("Rules (netdoctor rules ID explains one)"), rules_list(all_rules())]
     return Group(*parts)
 
 

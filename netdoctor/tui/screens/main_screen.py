@@ -8,7 +8,7 @@ the UI thread (a replay re-runs the rules on the run cut at the cursor) and come
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -16,13 +16,14 @@ from textual.binding import Binding, BindingType
 from textual.containers import Container, Vertical
 from textual.events import Resize
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from netdoctor.diagnosis import Diagnosis
 from netdoctor.tui.health import HealthBands
 from netdoctor.tui.live import LiveProgress
-from netdoctor.tui.log_poller import Snapshot, diagnose
+from netdoctor.tui.log_poller import Diagnose, Snapshot
 from netdoctor.tui.messages import ViewReady
 from netdoctor.tui.replay import cut_run, last_step, move_cursor
 from netdoctor.tui.run_view import RunView, build_view
@@ -34,15 +35,15 @@ from netdoctor.tui.widgets.layers_panel import LayersPanel
 from netdoctor.tui.widgets.loss_chart import LossChart, Onset
 from netdoctor.tui.widgets.run_header import HeaderState, RunHeader
 
-if TYPE_CHECKING:  # pragma: no cover
-    from netdoctor.rules import RuleConfig
-
 #: From this size on, the diagnoses get a column of their own, the full height of the screen.
 WIDE = (120, 32)
 #: Rows the heatmap panel may take: at most this many on a small screen, and this share of a
 #: large one.
 HEAT_ROWS = 6
 HEAT_SHARE = 0.35
+#: A held ``[`` moves the cursor many times a second; the panels (and the rules on the cut run)
+#: are recomputed once it rests this long.
+SCRUB_SETTLE_S = 0.08
 
 
 class MainScreen(Screen[None]):
@@ -57,12 +58,12 @@ class MainScreen(Screen[None]):
 
     def __init__(
         self,
-        settings: RuleConfig | None,
+        diagnose: Diagnose,
         bands: HealthBands,
         name: str | None = None,
     ) -> None:
         super().__init__()
-        self.settings = settings
+        self.diagnose = diagnose
         self.bands = bands
         self.run_name = name
         self.snapshot: Snapshot | None = None
@@ -74,6 +75,7 @@ class MainScreen(Screen[None]):
         self.highlight: frozenset[str] = frozenset()
         self.error: str | None = None
         self._request = 0
+        self._scrub_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield RunHeader(id="header")
@@ -111,14 +113,14 @@ class MainScreen(Screen[None]):
         if name is not None:
             self.run_name = name
         self.snapshot = snapshot
-        if self.is_mounted:
+        if self._showing:
             self._recompute()
 
     def start_run(self, name: str) -> None:
         """A new live run begins: forget the cursor, progress and errors of the last one."""
         self.run_name, self.cursor, self.progress = name, None, None
         self.paused = self.stopping = False
-        if self.is_mounted:
+        if self._showing:
             self.show_error(None)
             self._update_header()
 
@@ -136,7 +138,10 @@ class MainScreen(Screen[None]):
     def show_error(self, message: str | None) -> None:
         """A one-line error above the footer (None clears it); the panels keep the last data."""
         self.error = message
-        banner = self.query_one("#error", Static)
+        found = self.query("#error").results(Static)
+        banner = next(found, None)
+        if banner is None:  # a message that arrived while the app shuts down
+            return
         banner.update(message or "")
         banner.set_class(message is not None, "-visible")
 
@@ -162,7 +167,7 @@ class MainScreen(Screen[None]):
         if cursor is not None:
             run = cut_run(run, cursor)
             if run is not snapshot.run:
-                diagnoses = diagnose(run, self.settings).diagnoses
+                diagnoses = tuple(self.diagnose(run))
         view = build_view(run, diagnoses, bands=self.bands, cursor=cursor, x_range=x_range,
                           name=self.run_name)
         if not get_current_worker().is_cancelled:
@@ -170,7 +175,7 @@ class MainScreen(Screen[None]):
 
     @on(ViewReady)
     def _apply(self, message: ViewReady) -> None:
-        if message.request != self._request:
+        if message.request != self._request or not self._showing:
             return  # computed for a cursor or snapshot that has moved on
         view = self.view = message.view
         onsets = tuple(
@@ -186,8 +191,13 @@ class MainScreen(Screen[None]):
         self._size_heatmap()
         self._update_header()
 
+    @property
+    def _showing(self) -> bool:
+        """Mounted with its widgets: not before compose, nor while the app shuts down."""
+        return self.is_mounted and bool(self.query("#header"))
+
     def _update_header(self) -> None:
-        if not self.is_mounted:
+        if not self._showing:
             return
         header = self.query_one(RunHeader)
         if self.view is None or self.snapshot is None:
@@ -246,4 +256,7 @@ class MainScreen(Screen[None]):
         if cursor == self.cursor:
             return
         self.cursor = cursor
-        self._recompute()
+        self._update_header()  # the position shows at once; the panels follow when it rests
+        if self._scrub_timer is not None:
+            self._scrub_timer.stop()
+        self._scrub_timer = self.set_timer(SCRUB_SETTLE_S, self._recompute)
