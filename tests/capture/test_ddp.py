@@ -54,7 +54,9 @@ def _worker(rank: int, world: int, port: int, log: str) -> None:
 
 def test_ddp_rank0_writes_one_log_with_every_ranks_rows(tmp_path):
     log = tmp_path / "ddp.sqlite"
-    mp.spawn(_worker, args=(2, _free_port(), str(log)), nprocs=2, join=True)
+    start = "fork" if sys.platform.startswith("linux") else "spawn"  # fork: torch imported once
+    mp.start_processes(_worker, args=(2, _free_port(), str(log)), nprocs=2, join=True,
+                       start_method=start)
     run = open_run(log)
     assert run.status is RunStatus.FINISHED
     assert run.n_steps == 12 and run.meta["world_size"] == 2
