@@ -2,15 +2,18 @@
 
 A unit test of a model says it runs; this says it trains: a few optimizer steps under
 ``watch()``, then the rules, and an AssertionError that reads like the report when a finding is
-at or above ``fail_on``. Rule settings come from ``[tool.netdoctor]`` of the nearest
-pyproject.toml, as for ``netdoctor check``, so both gates agree; ``select`` and ``ignore`` act
-as the command-line flags do.
+at or above ``fail_on``. The message ends with what ``netdoctor.checkup`` finds on a copy of the
+model taken before training and the first batch, which tells a bug in the model, loss or data
+from a training setting (the checkup only runs when the gate fails). Rule settings come from
+``[tool.netdoctor]`` of the nearest pyproject.toml, as for ``netdoctor check``, so both gates
+agree; ``select`` and ``ignore`` act as the command-line flags do.
 
 Imports torch (it trains), so it lives beside the capture half, never inside the analysis half.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -67,23 +70,29 @@ def assert_healthy(
 
     settings = rule_config(list(select) if select is not None else None,
                            list(ignore) if ignore is not None else None)
+    before = _copy_or_none(model)  # for the checkup, should the gate fail
+    first: list[Any] = []
     if log is not None:
-        diagnoses = _diagnose(model, loader, loss_fn, optimizer, steps, Path(log), settings)
+        diagnoses = _diagnose(model, loader, loss_fn, optimizer, steps, Path(log), settings,
+                              first)
         shown = str(log)
     else:
         with tempfile.TemporaryDirectory(prefix="netdoctor-") as tmp:
             path = Path(tmp) / "assert_healthy.sqlite"
-            diagnoses = _diagnose(model, loader, loss_fn, optimizer, steps, path, settings)
+            diagnoses = _diagnose(model, loader, loss_fn, optimizer, steps, path, settings,
+                                  first)
         shown = "deleted; pass log=PATH to keep it"
     failing = [d for d in diagnoses if threshold.catches(d)]
     if failing:
-        raise AssertionError(_message(diagnoses, threshold, steps, shown))
+        message = _message(diagnoses, threshold, steps, shown)
+        raise AssertionError(message + "\n" + _checkup_lines(before, first, loss_fn))
     return diagnoses
 
 
 def _diagnose(model: nn.Module, loader: Iterable[Any], loss_fn: Callable[[Any, Any], Any],
               optimizer: torch.optim.Optimizer, steps: int, path: Path,
-              settings: Any) -> list[Diagnosis]:
+              settings: Any, first: list[Any]) -> list[Diagnosis]:
+    """The monitored run's diagnoses; ``first`` receives the first (x, y) batch."""
     from netdoctor.capture import watch
 
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -94,6 +103,8 @@ def _diagnose(model: nn.Module, loader: Iterable[Any], loss_fn: Callable[[Any, A
             batches = _cycle(loader)
             for _ in range(steps):
                 x, y = _pair(next(batches))
+                if not first:
+                    first.append((x, y))
                 optimizer.zero_grad()
                 loss = loss_fn(model(_to(x, device)), _to(y, device))
                 loss.backward()
@@ -102,6 +113,39 @@ def _diagnose(model: nn.Module, loader: Iterable[Any], loss_fn: Callable[[Any, A
             return monitor.close(settings)  # the rules run once, with the caller's settings
     finally:
         model.train(was_training)
+
+
+def _copy_or_none(model: nn.Module) -> nn.Module | None:
+    """A copy of the untrained model for the checkup; None when it cannot be copied (the
+    checkup is extra information, never a reason to fail differently)."""
+    try:
+        return copy.deepcopy(model)
+    except Exception:
+        return None
+
+
+def _checkup_lines(before: nn.Module | None, first: list[Any],
+                   loss_fn: Callable[[Any, Any], Any]) -> str:
+    """What netdoctor.checkup finds on the model as it was and the first batch."""
+    if before is None or not first:
+        return "  checkup before training: not run (the model could not be copied)"
+    from netdoctor.capture.checkup import checkup
+
+    try:
+        found = [d for d in checkup(before, first[0], loss_fn) if d.severity.rank > 0]
+    except Exception as exc:  # never hide the gate's own finding behind the checkup's error
+        return f"  checkup before training: could not run ({type(exc).__name__}: {exc})"
+    if not found:
+        return ("  checkup before training (the first batch, a copy of the model): nothing "
+                "found; the model, loss and data fit one batch, so look at the training "
+                "settings (learning rate, schedule, optimizer)")
+    lines = ["  checkup before training (the first batch, a copy of the model):"]
+    for d in found:
+        lines.append(f"    {headline(d)}: {d.message}")
+        fix = top_fix(d)
+        if fix is not None:
+            lines.append(f"      fix: {fix}")
+    return "\n".join(lines)
 
 
 def _cycle(loader: Iterable[Any]) -> Iterator[Any]:

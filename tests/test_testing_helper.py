@@ -51,6 +51,25 @@ def test_diverging_loop_fails_with_the_diagnoses() -> None:
     assert "    fix: " in message  # the most promising fix of each
 
 
+def test_a_failure_says_what_the_checkup_finds_before_training() -> None:
+    """A bug in the model (zero init) shows in the checkup; a training setting (lr 1e4) not."""
+    broken = mlp()
+    for layer in broken:
+        if isinstance(layer, nn.Linear):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+    with pytest.raises(AssertionError) as info:
+        assert_healthy(broken, batches(), nn.CrossEntropyLoss(), sgd(broken, 0.1), steps=30,
+                       fail_on="warning")
+    tail = str(info.value).split("checkup before training")[1]
+    assert "warning symmetric_weights" in tail and "fix: break_symmetry" in tail
+    model = mlp()
+    with pytest.raises(AssertionError) as info:
+        assert_healthy(model, batches(), nn.CrossEntropyLoss(), sgd(model, 1e4), steps=30)
+    assert "checkup before training (the first batch, a copy of the model): nothing found" in (
+        str(info.value))
+
+
 def test_rule_selection_applies() -> None:
     model = mlp()
     found = assert_healthy(model, batches(), nn.CrossEntropyLoss(), sgd(model, 1e4), steps=20,

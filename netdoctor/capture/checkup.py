@@ -324,14 +324,17 @@ def _attempt(source: nn.Module, batch: _Batch, loss_fn: Callable[[Any, Any], Any
 
 
 def _step_size(model: nn.Module) -> float:
-    """Adam's learning rate for the test: a tenth of the typical weight matrix's RMS."""
+    """Adam's learning rate for the test: a tenth of the typical weight matrix's RMS, counted
+    as at least LeCun's sqrt(1/fan_in), so that weights initialised too small (or zero) are
+    not also given a step too small to show it."""
     rms = []
     with torch.no_grad():
         for p in model.parameters():
             if p.requires_grad and p.dim() >= 2 and p.numel() > 0:
                 value = float(p.detach().float().pow(2).mean().sqrt())
-                if value > 0 and math.isfinite(value):
-                    rms.append(value)
+                fan_in = max(p[0].numel(), 1)
+                if math.isfinite(value):
+                    rms.append(max(value, math.sqrt(1.0 / fan_in)))
     if not rms:
         return DEFAULT_LR
     return min(max(UPDATE_SCALE * statistics.median(rms), LR_RANGE[0]), LR_RANGE[1])
