@@ -93,7 +93,7 @@ class TrainResult:
     metrics: dict[str, float]
     stopped: str  # one of STOP_REASONS
     steps: int
-    epochs: int  # epochs completed
+    epochs: int  # epochs recorded (the last one partly, when a budget or a stop ended it)
     elapsed_s: float
     message: str | None = None  # one line on why it stopped early; None when it finished
     checkpoint: Path | None = None  # best weights (state_dict) under early stopping
@@ -788,7 +788,7 @@ class _Run:
         return metrics
 
     def message(self, stopped: str) -> str | None:
-        where = f"after {self.steps} steps ({self.epochs_done} of {self.epochs} epochs done)"
+        where = f"after {self.steps} steps, in epoch {max(self.epochs_done, 1)} of {self.epochs}"
         if stopped == "max_steps":
             return f"stopped by the max_steps budget ({self.max_steps} steps), {where}"
         if stopped == "max_time":
