@@ -30,3 +30,8 @@ def one_line(text: str, limit: int = _MAX_PROBLEM) -> str:
 
 class ConfigError(NetdoctorError):
     """A bad rule selection or threshold (unknown id, unknown name, wrong type)."""
+
+
+class TrainingError(NetdoctorError):
+    """The training code failed (a Python recipe's model or data): one line naming where; the
+    run log keeps what was recorded (status "crashed")."""

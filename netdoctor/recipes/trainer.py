@@ -23,18 +23,26 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from netdoctor.capture.watch import watch
-from netdoctor.errors import ConfigError, NetdoctorError
-from netdoctor.recipes.spec import DataSpec, LossSpec, OptimizerSpec, Recipe, ScheduleSpec
+from netdoctor.errors import ConfigError, NetdoctorError, TrainingError
+from netdoctor.recipes.batches import Batches, TrainingData, recipe_data, user_data
+from netdoctor.recipes.components import (
+    LossFn,
+    correct_count,
+    make_loss,
+    make_optimizer,
+    make_scheduler,
+    resolve_device,
+)
+from netdoctor.recipes.spec import Recipe
 
 if TYPE_CHECKING:  # pragma: no cover
     from netdoctor.capture.monitor import Monitor
@@ -54,10 +62,6 @@ EVAL_BATCH = 256
 #: Why a run ended (``TrainResult.stopped`` and the log's meta["stopped"]).
 STOP_REASONS = ("finished", "stopped", "max_steps", "max_time", "early_stopping", "diverged",
                 "interrupted")
-
-
-class TrainingError(NetdoctorError):
-    """The training code failed (a Python recipe's model or data): one line; the log is kept."""
 
 
 @dataclass(frozen=True)
@@ -137,282 +141,12 @@ class Controls:
         return time.perf_counter() - started
 
 
-# ---- devices -------------------------------------------------------------------------------------
-def resolve_device(name: str, where: str = "train.device") -> torch.device:
-    """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` | ``mps`` as a device this machine has;
-    ConfigError saying why not otherwise."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if _mps_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            why = ("this torch was built without CUDA" if torch.version.cuda is None
-                   else "no CUDA GPU is visible")
-            raise ConfigError(f"{where} = {name!r}: CUDA is not available ({why}, torch "
-                              f"{torch.__version__}); use --device cpu or auto")
-        index = int(name.partition(":")[2] or 0)
-        count = torch.cuda.device_count()
-        if index >= count:
-            raise ConfigError(f"{where} = {name!r}: this machine has {count} CUDA device"
-                              f"{'s' if count != 1 else ''} (cuda:0 to cuda:{count - 1})")
-        return torch.device("cuda", index)
-    if name == "mps":
-        if not _mps_available():
-            raise ConfigError(f"{where} = 'mps': Apple's MPS backend is not available here; "
-                              "use --device cpu or auto")
-        return torch.device("mps")
-    raise ConfigError(f"{where} = {name!r} is not one of auto, cpu, cuda, cuda:N, mps")
-
-
-def _mps_available() -> bool:
-    backend = getattr(torch.backends, "mps", None)
-    return bool(backend is not None and backend.is_available())
-
-
-# ---- data ----------------------------------------------------------------------------------------
-@dataclass
-class _Split:
-    """One split the loop iterates: tensors on the device (batched and shuffled here), or the
-    user's iterable of (x, y) batches (used as it is)."""
-
-    name: str
-    x: torch.Tensor | None = None
-    y: torch.Tensor | None = None
-    loader: Iterable[Any] | None = None
-
-    @property
-    def samples(self) -> int | None:
-        return int(self.x.shape[0]) if self.x is not None else None
-
-    def n_batches(self, batch_size: int) -> int | None:
-        if self.x is not None:
-            n = int(self.x.shape[0])
-            full, rest = divmod(n, batch_size)
-            return full + (1 if rest > 1 or (rest == 1 and full == 0) else 0)
-        try:
-            return len(self.loader)  # type: ignore[arg-type]
-        except TypeError:
-            return None
-
-    def batches(self, batch_size: int, device: torch.device, where: str,
-                generator: torch.Generator | None = None) -> Iterator[tuple[Any, torch.Tensor]]:
-        if self.x is not None and self.y is not None:
-            n = int(self.x.shape[0])
-            order = torch.randperm(n, generator=generator).to(self.x.device) \
-                if generator is not None else None
-            for start in range(0, n, batch_size):
-                if generator is not None and n - start == 1 and n > 1:
-                    break  # a lone last sample: batchnorm cannot train on a batch of one
-                if order is None:
-                    yield self.x[start:start + batch_size], self.y[start:start + batch_size]
-                else:
-                    index = order[start:start + batch_size]
-                    yield self.x[index], self.y[index]
-            return
-        for batch in self.loader or ():
-            if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-                raise TrainingError(f"{where}: each batch of the {self.name} data must be "
-                                    f"(x, y), got {type(batch).__name__}")
-            x, y = batch
-            yield _to_device(x, device), _to_device(y, device)
-
-
-def _to_device(value: Any, device: torch.device) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.to(device, non_blocking=True)
-    if isinstance(value, (tuple, list)):
-        return type(value)(_to_device(v, device) for v in value)
-    if isinstance(value, Mapping):
-        return {k: _to_device(v, device) for k, v in value.items()}
-    return value
-
-
-@dataclass
-class _Data:
-    train: _Split
-    val: _Split | None
-    test: _Split | None
-    classification: bool | None  # None: not known before the first batch (a loader)
-    num_classes: int | None
-    chance_loss: float | None
-    augment: DataSpec | None  # the [data] section when augmentation is on
-
-
-def _recipe_data(recipe: Recipe, device: torch.device) -> tuple[Any, _Data]:
-    """The recipe's Dataset (what the model builder reads) and its splits on the device."""
-    from netdoctor.recipes.data import make_dataset
-
-    assert recipe.data is not None
-    dataset = make_dataset(recipe.data, recipe.train.seed, recipe.source)
-    return dataset, _from_dataset(dataset, device, recipe.data if recipe.data.augment else None)
-
-
-def _from_dataset(dataset: Any, device: torch.device, augment: DataSpec | None) -> _Data:
-    def split(name: str) -> _Split | None:
-        part = getattr(dataset, name)
-        if len(part.x) == 0:
-            return None
-        return _Split(name, part.x.to(device), part.y.to(device))
-
-    train = split("train")
-    assert train is not None, "make_dataset never returns an empty training split"
-    classification = dataset.num_classes is not None
-    return _Data(train, split("val"), split("test"), classification, dataset.num_classes,
-                 None if classification else _target_variance(dataset.train.y), augment)
-
-
-def _target_variance(y: torch.Tensor) -> float | None:
-    """The MSE of always predicting the mean: the chance level of a regression."""
-    if y.shape[0] < 2:
-        return None
-    return float(y.double().reshape(y.shape[0], -1).var(dim=0, unbiased=False).mean())
-
-
-def _user_data(data: Any, device: torch.device, where: str) -> _Data:
-    """A Python recipe's data (see netdoctor.recipes.loader for the forms it may take)."""
-    from netdoctor.recipes.data import Dataset
-
-    if isinstance(data, Dataset):
-        return _from_dataset(data, device, None)
-    parts: dict[str, Any]
-    if isinstance(data, Mapping):
-        unknown = set(data) - {"train", "val", "test"}
-        if unknown or "train" not in data:
-            raise ConfigError(f"{where}: build() data as a dict needs 'train' and may have "
-                              f"'val' and 'test'; got keys {sorted(map(str, data))}")
-        parts = dict(data)
-    elif _is_pair(data):
-        parts = {"train": data}
-    elif isinstance(data, (tuple, list)) and len(data) in (2, 3):
-        parts = dict(zip(("train", "val", "test")[:len(data)], data, strict=True))
-    else:
-        raise ConfigError(f"{where}: build() returned data of type {type(data).__name__}; "
-                          "expected a Dataset, {'train': ..., 'val': ..., 'test': ...}, "
-                          "(train, val[, test]), or one (x, y) pair")
-    splits = {name: _user_split(name, part, device, where)
-              for name, part in parts.items() if part is not None}
-    train = splits["train"]
-    classification = num_classes = chance = None
-    if train.y is not None:
-        classification = not (train.y.is_floating_point() or train.y.is_complex())
-        if classification:
-            num_classes = int(train.y.max()) + 1 if train.y.numel() else None
-        else:
-            chance = _target_variance(train.y)
-    return _Data(train, splits.get("val"), splits.get("test"), classification, num_classes,
-                 chance, None)
-
-
-def _is_pair(value: Any) -> bool:
-    return (isinstance(value, (tuple, list)) and len(value) == 2
-            and all(isinstance(v, torch.Tensor) for v in value))
-
-
-def _user_split(name: str, part: Any, device: torch.device, where: str) -> _Split:
-    if _is_pair(part):
-        x, y = part
-        if x.shape[0] != y.shape[0]:
-            raise ConfigError(f"{where}: the {name} split has {x.shape[0]} inputs and "
-                              f"{y.shape[0]} targets")
-        if x.shape[0] == 0:
-            raise ConfigError(f"{where}: the {name} split is empty")
-        return _Split(name, x.to(device), y.to(device))
-    if isinstance(part, Iterable) and not isinstance(part, (str, bytes, torch.Tensor)):
-        return _Split(name, loader=part)
-    raise ConfigError(f"{where}: the {name} split must be an (x, y) pair of tensors or an "
-                      f"iterable of (x, y) batches (a DataLoader); got {type(part).__name__}")
-
-
-# ---- model, optimizer, schedule, loss -------------------------------------------------------
-def make_optimizer(spec: OptimizerSpec, model: nn.Module) -> torch.optim.Optimizer:
-    """Every parameter goes to the optimizer, frozen ones too (they get no gradient and are
-    skipped): unfreezing then needs no new optimizer."""
-    params = list(model.parameters())
-    if spec.kind == "sgd":
-        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum,
-                               weight_decay=spec.weight_decay)
-    if spec.kind == "adam":
-        return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
-    if spec.kind == "adamw":
-        return torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
-    raise ConfigError(f"optimizer.kind = {spec.kind!r} is not one of sgd, adam, adamw")
-
-
-def make_scheduler(spec: ScheduleSpec, optimizer: torch.optim.Optimizer, epochs: int) -> Any:
-    """The learning-rate schedule, stepped once per epoch (plateau: on the validation loss)."""
-    sched = torch.optim.lr_scheduler
-    if spec.kind == "none":
-        return None
-    if spec.kind == "step":
-        return sched.StepLR(optimizer, step_size=spec.step_size, gamma=spec.gamma)
-    if spec.kind == "exponential":
-        return sched.ExponentialLR(optimizer, gamma=spec.gamma)
-    if spec.kind == "cosine":
-        return sched.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
-    if spec.kind == "plateau":
-        return sched.ReduceLROnPlateau(optimizer, mode="min", factor=spec.factor,
-                                       patience=spec.patience)
-    raise ConfigError(f"schedule.kind = {spec.kind!r} is not one of none, step, exponential, "
-                      "cosine, plateau")
-
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def make_loss(spec: LossSpec, classification: bool, where: str) -> LossFn:
-    kind = spec.kind
-    if kind == "auto":
-        kind = "cross_entropy" if classification else "mse"
-    if kind in ("cross_entropy", "manual_log_softmax") and not classification:
-        raise ConfigError(f"{where}: loss.kind = {spec.kind!r} needs class labels; this task is "
-                          "a regression (use 'mse' or 'auto')")
-    if kind == "cross_entropy":
-        return F.cross_entropy
-    if kind == "manual_log_softmax":
-        return _manual_log_softmax
-    if classification:
-        return _mse_one_hot
-    return _mse
-
-
-def _manual_log_softmax(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """-log(softmax(x)) written by hand, the unstable way on purpose: a probability that
-    underflows to 0 makes the loss inf, which F.cross_entropy (log-sum-exp) never does."""
-    probs = torch.softmax(out, dim=1)
-    return -torch.log(probs.gather(1, y.unsqueeze(1))).mean()
-
-
-def _mse_one_hot(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return F.mse_loss(out, F.one_hot(y, out.shape[1]).to(out.dtype))
-
-
-def _mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    if y.shape != out.shape and y.numel() == out.numel():
-        y = y.reshape(out.shape)  # (n,) targets for an (n, 1) output
-    return F.mse_loss(out, y.to(out.dtype))
-
-
-def _correct(out: Any, y: torch.Tensor) -> tuple[torch.Tensor, int] | None:
-    """(number right, number judged) of a classification batch, on the device."""
-    if not isinstance(out, torch.Tensor) or out.dim() < 2:
-        return None
-    pred = out.argmax(dim=1)
-    if pred.shape != y.shape:
-        return None
-    return (pred == y).sum(), y.numel()
-
-
 # ---- the run -----------------------------------------------------------------------------------
 @dataclass
 class _Setup:
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    data: _Data
+    data: TrainingData
     device: torch.device
     notes: list[str]
 
@@ -425,7 +159,7 @@ def _build(recipe: Recipe) -> _Setup:
     if recipe.builder is not None:
         torch.manual_seed(seed)
         model, raw_data, optimizer = _call_builder(recipe, seed)
-        data = _user_data(raw_data, device, recipe.source)
+        data = user_data(raw_data, device, recipe.source)
         model.to(device)
         if optimizer is None:
             optimizer = make_optimizer(recipe.optimizer, model)
@@ -433,7 +167,7 @@ def _build(recipe: Recipe) -> _Setup:
         from netdoctor.recipes.models import build_model
 
         assert recipe.model is not None
-        dataset, data = _recipe_data(recipe, device)
+        dataset, data = recipe_data(recipe, device)
         torch.manual_seed(seed)
         model = build_model(recipe.model, dataset, source=recipe.source)
         model.to(device)
@@ -637,7 +371,7 @@ class _Run:
             monitor.step(loss)
             self.steps += 1
             n = int(yb.shape[0]) if isinstance(yb, torch.Tensor) and yb.dim() else 1
-            tally.add(loss.float(), n, _correct(out.detach(), yb) if self.data.classification
+            tally.add(loss.float(), n, correct_count(out.detach(), yb) if self.data.classification
                       else None)
             if self.steps % self.sync_every == 0 and self._diverged(tally):
                 return "diverged"
@@ -716,7 +450,7 @@ class _Run:
             epoch_end=force))
 
     # -- evaluation, schedule, early stopping ------------------------------------------------
-    def evaluate(self, split: _Split, prefix: str) -> dict[str, float]:
+    def evaluate(self, split: Batches, prefix: str) -> dict[str, float]:
         """Mean loss (and accuracy) over a split, in eval mode and without gradients."""
         assert self.loss_fn is not None
         was_training = self.model.training
@@ -735,7 +469,7 @@ class _Run:
                     n = int(yb.shape[0]) if yb.dim() else 1
                     total += self.loss_fn(out, yb).float().to(total.dtype) * n
                     seen += n
-                    counted = _correct(out, yb) if self.data.classification else None
+                    counted = correct_count(out, yb) if self.data.classification else None
                     if counted is not None:
                         right += counted[0]
                         judged += counted[1]
