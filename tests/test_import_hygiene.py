@@ -3,6 +3,7 @@ torch). Checked in a fresh interpreter, since this test process may have loaded 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 FORBIDDEN = ("torch", "textual")
+#: The trainers netdoctor integrates with: optional, and never loaded unless asked for.
+TRAINERS = ("lightning", "pytorch_lightning", "transformers", "accelerate")
 
 PROBE = """
 import json, sys
@@ -19,8 +22,9 @@ print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {forbidden!
 """
 
 
-def loaded_after(body: str, env: dict[str, str], cwd: Path) -> list[str]:
-    code = PROBE.format(body=body, forbidden=set(FORBIDDEN))
+def loaded_after(body: str, env: dict[str, str], cwd: Path,
+                 forbidden: tuple[str, ...] = FORBIDDEN) -> list[str]:
+    code = PROBE.format(body=body, forbidden=set(forbidden))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=env, cwd=cwd, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -85,3 +89,19 @@ def test_watch_is_the_name_that_loads_torch(env: dict[str, str], tmp_path: Path)
     pytest.importorskip("torch")
     pytest.importorskip("netdoctor.capture")
     assert "torch" in loaded_after("import netdoctor; netdoctor.watch", env, tmp_path)
+
+
+def test_the_trainers_are_never_loaded_unless_asked_for(env: dict[str, str],
+                                                        tmp_path: Path) -> None:
+    """netdoctor, its CLI, watch() and the integrations package load no trainer; Lightning's
+    entry point (called for every Trainer) loads nothing while NETDOCTOR_LOG is unset."""
+    body = """
+import netdoctor, netdoctor.cli.app, netdoctor.integrations
+from netdoctor.integrations.lightning_env import callbacks_from_env
+assert callbacks_from_env() == []
+"""
+    env = {k: v for k, v in env.items() if k != "NETDOCTOR_LOG"}
+    assert loaded_after(body, env, tmp_path, FORBIDDEN + TRAINERS) == []
+    assert loaded_after(_run_cli(["rules"]), env, tmp_path, TRAINERS) == []
+    if importlib.util.find_spec("torch") is not None:
+        assert loaded_after("import netdoctor; netdoctor.watch", env, tmp_path, TRAINERS) == []
