@@ -54,6 +54,8 @@ def _worker(rank: int, world: int, port: int, log: str) -> None:
 
 def test_ddp_rank0_writes_one_log_with_every_ranks_rows(tmp_path):
     log = tmp_path / "ddp.sqlite"
+    import torch._dynamo  # noqa: F401 - DDP's constructor imports it (seconds): once, here
+
     start = "fork" if sys.platform.startswith("linux") else "spawn"  # fork: torch imported once
     mp.start_processes(_worker, args=(2, _free_port(), str(log)), nprocs=2, join=True,
                        start_method=start)

@@ -40,6 +40,12 @@ PHASES = ("underfit", "straggler", "replicas", "nan", "solo")
 START = "fork" if sys.platform.startswith("linux") else "spawn"
 
 
+def _start(worker, args: tuple, join: bool) -> mp.ProcessContext | None:
+    import torch._dynamo  # noqa: F401 - DDP's constructor imports it (seconds): once, here
+
+    return mp.start_processes(worker, args=args, nprocs=2, join=join, start_method=START)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -164,8 +170,7 @@ def _phases(rank: int, world: int, port: int, folder: str) -> None:
 @pytest.fixture(scope="module")
 def ddp_logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("ddp")
-    mp.start_processes(_phases, args=(2, _free_port(), str(folder)), nprocs=2, join=True,
-                       start_method=START)
+    _start(_phases, (2, _free_port(), str(folder)), join=True)
     return {name: folder / f"{name}.sqlite" for name in PHASES}
 
 
@@ -279,8 +284,8 @@ def _crash(rank: int, world: int, port: int, log: str) -> None:
 
 def test_a_crashing_rank_is_named_with_its_message(tmp_path):
     log = tmp_path / "crash.sqlite"
-    context = mp.start_processes(_crash, args=(2, _free_port(), str(log)), nprocs=2,
-                                 join=False, start_method=START)
+    context = _start(_crash, (2, _free_port(), str(log)), join=False)
+    assert context is not None
     for process in context.processes:  # join=True would kill rank 0 as soon as rank 1 died
         process.join(timeout=60)
         assert process.exitcode is not None, "a rank hung"
@@ -294,17 +299,18 @@ def test_a_crashing_rank_is_named_with_its_message(tmp_path):
 
 
 # ---- torchrun ------------------------------------------------------------------------------
+# Gradients averaged by hand, as DDP does: DDP's constructor imports torch._dynamo, which costs
+# each fresh worker seconds; what is tested here is watch() under torchrun's launcher and store.
 TORCHRUN_SCRIPT = """
 import sys, torch, torch.distributed as dist, torch.nn.functional as F
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 import netdoctor
 
 torch.set_num_threads(1)
 dist.init_process_group("gloo")
-rank = dist.get_rank()
+rank, world = dist.get_rank(), dist.get_world_size()
 torch.manual_seed(0)
-model = DistributedDataParallel(nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1)))
+model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1))
 opt = torch.optim.SGD(model.parameters(), lr=0.05)
 monitor = netdoctor.watch(model, opt, log=sys.argv[1])
 torch.manual_seed(rank)
@@ -312,6 +318,9 @@ for step in range(20):
     opt.zero_grad()
     loss = F.mse_loss(model(torch.randn(8, 4)), torch.randn(8, 1))
     loss.backward()
+    for p in model.parameters():
+        dist.all_reduce(p.grad)
+        p.grad /= world
     opt.step()
     monitor.step(loss)
 found = monitor.close()
@@ -335,3 +344,5 @@ def test_torchrun_script_writes_one_log_from_rank_0(tmp_path):
     assert sorted(run.ranks) == [0, 1] and all(len(r) == 20 for r in run.ranks.values())
     assert run.meta["distributed"]["global_batch"] == 16
     assert "rank 1: 0 diagnoses" in out.stdout  # only rank 0 diagnoses the run
+    assert [e.data["status"] for e in run.rank_events("end")] == ["finished"]
+    assert "replicas_out_of_sync" not in {d.rule for d in run_rules(run)}
