@@ -4,8 +4,8 @@ What I did: 12 standardised spectral-band features, 4 land-cover classes, MLP 12
 with ReLU, SGD(lr=1e-5, momentum=0.9), batch 32, 8 epochs with validation. The loss printed
 1.39, 1.39, 1.39, ... and accuracy stayed at 25 %; I thought the data was broken.
 
-Why: each update is lr * gradient ~ 1e-5 * O(1): about 1e-6 of the weights' size per step (a
-healthy step is ~1e-3). After 600 steps the weights have moved by well under 0.1 % of their
+Why: each update is lr * gradient ~ 1e-5 * O(1): 1e-6 to 1e-5 of the weights' size per step (a
+healthy step is ~1e-3). After 600 steps the weights have moved by a percent or less of their
 initial values: the model is still its random initialisation.
 
 Label: lr_too_low (the cause), loss_not_decreasing (the loss never moves from ln 4) and
