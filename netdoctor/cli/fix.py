@@ -29,6 +29,7 @@ from netdoctor.cli.run import (
     SeedOption,
     SetOption,
     check_budget,
+    check_device,
     overrides_for,
     run_headless,
 )
@@ -101,7 +102,6 @@ def comparison_table(round_no: int, patch: Patch, before: TrainResult,
         if key in before.metrics or key in after.metrics:
             table.add_row(label, _metric(before, key), _metric(after, key))
     table.add_row("ended", before.stopped, after.stopped)
-    table.add_row("run log", str(before.log), str(after.log))
     return table
 
 
@@ -144,6 +144,7 @@ def fix_command(
                           "recipe's model is code (run it with `netdoctor run` and apply the "
                           "suggested fix in the file)")
     settings = rule_config(select, ignore, config)
+    check_device(current)
     stamp = time.strftime("%Y%m%d-%H%M%S")
 
     def train(candidate: Recipe, round_no: int) -> TrainResult:
@@ -184,7 +185,12 @@ def fix_command(
     print_report(verdict, one_line=True)
     if write is not None:  # it "expects" what it now produces
         expect = tuple(dict.fromkeys(d.rule for d in problems(result.diagnoses)))
-        _write_recipe(write, current.with_values({"recipe.expect": expect}), recipe, applied)
+        described = current.description
+        if applied:
+            described = (f"{described} (fixed: {fixes})" if described else f"fixed: {fixes}")
+        _write_recipe(write, current.with_values({"recipe.expect": expect,
+                                                  "recipe.description": described}),
+                      recipe, applied)
     if not healthy:
         raise typer.Exit(ExitCode.FINDINGS)
 

@@ -111,6 +111,11 @@ def trainer_module() -> Any:
     return trainer
 
 
+def check_device(recipe: Recipe) -> None:
+    """A device this machine lacks is a one-line error before anything is printed or trained."""
+    trainer_module().resolve_device(recipe.train.device, f"{recipe.source}: train.device")
+
+
 # ---- progress on stderr --------------------------------------------------------------------------
 def _fmt(value: float | None, digits: int = 4) -> str:
     if value is None:
@@ -277,6 +282,7 @@ def run_command(
     settings = rule_config(select, ignore, config)
     log = log if log is not None else default_log(loaded.name)
     choose_run_view(headless, stdout_console().is_terminal)  # only headless exists for now
+    check_device(loaded)
     print_note(f"netdoctor: training recipe {loaded.name!r} ({loaded.source}); run log: {log}")
     result = run_headless(loaded, log, settings, max_steps=max_steps, max_time=max_time)
     report_result(result)
@@ -292,6 +298,7 @@ def train_for_check(target: str, overrides: Sequence[str], max_steps: int | None
     from netdoctor.recipes import load_recipe
 
     recipe = load_recipe(target, overrides)
+    check_device(recipe)
     log = default_log(recipe.name, "-check")
     budget = ", ".join(b for b in (f"max {max_steps} steps" if max_steps else "",
                                    f"max {max_time:g} s" if max_time else "") if b)
