@@ -178,3 +178,38 @@ def test_ctrl_c_stops_cleanly_with_the_log_intact(tmp_path: Path, child_env) -> 
     data = open_run(tmp_path / "long.sqlite")
     assert data.status is RunStatus.INTERRUPTED and data.n_steps >= 3 * 6
     assert data.meta["stopped"] == "interrupted"
+
+
+PYTHON_RECIPE = '''\
+"""Your own model and data: a two-layer net on a hand-made dataset, from a DataLoader."""
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+RECIPE = {"train": {"epochs": 2}, "optimizer": {"kind": "adam", "lr": 0.01}}
+
+
+def build(seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(200, 5, generator=g)
+    y = (x[:, 0] * x[:, 1] > 0).long()
+    model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 2))
+    train = DataLoader(TensorDataset(x[:150], y[:150]), batch_size=25, shuffle=True,
+                       generator=g)
+    return model, {"train": train, "val": (x[150:175], y[150:175]),
+                   "test": (x[175:], y[175:])}, None
+'''
+
+
+def test_a_python_recipe_file_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.py").write_text(PYTHON_RECIPE)
+    result = run("mine.py", "--headless", "--log", "mine.sqlite", "--epochs", "3")
+    assert result.exit_code == 0, result.output
+    assert "epoch 3/3  step 18/18" in result.stderr
+    data = open_run(tmp_path / "mine.sqlite")
+    assert data.status is RunStatus.FINISHED and data.n_steps == 18
+    assert data.meta["recipe"]["python"] is True
+    assert data.meta["optimizer"]["class"] == "Adam"  # built from RECIPE's [optimizer]
+    assert set(data.meta["final_metrics"]) == {"train_loss", "train_acc", "val_loss", "val_acc",
+                                               "test_loss", "test_acc"}
