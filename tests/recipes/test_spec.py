@@ -213,3 +213,15 @@ def test_choices_match_the_data_and_model_builders() -> None:
     assert CHOICES["model.kind"] == models.MODEL_KINDS
     assert CHOICES["model.init"] == models.INITS
     assert set(CHOICES["model.activation"]) == set(models._ACTIVATIONS)
+
+
+def test_the_readme_documents_every_key_with_its_default() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Recipes", 1)[1]
+    block = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    documented = recipe_from_tables(toml_loads(block), "x", SOURCE)
+    assert documented == load()  # every value shown is the default (kinds: spirals, mlp)
+    shown = {f"{s}.{k}" for s, table in toml_loads(block).items() for k in table}
+    assert shown == set(dotted_keys())
