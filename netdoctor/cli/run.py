@@ -284,7 +284,11 @@ def run_command(
     choose_run_view(headless, stdout_console().is_terminal)  # only headless exists for now
     check_device(loaded)
     print_note(f"netdoctor: training recipe {loaded.name!r} ({loaded.source}); run log: {log}")
-    result = run_headless(loaded, log, settings, max_steps=max_steps, max_time=max_time)
+    try:
+        result = run_headless(loaded, log, settings, max_steps=max_steps, max_time=max_time)
+    except KeyboardInterrupt:  # while the data or the model were being built: no log yet
+        print_note("netdoctor: interrupted before training started; no run log was written")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     report_result(result)
     if result.stopped == "interrupted":
         raise typer.Exit(EXIT_INTERRUPTED)
