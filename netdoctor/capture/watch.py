@@ -87,9 +87,9 @@ def watch(
     if ran_compiled(inner):
         warnings.warn(
             f"netdoctor.watch: a {type(inner).__name__} already ran under torch.compile in this "
-            "process; hooks added now never run inside that compiled graph (pytorch#117758), so "
-            "layer statistics will be missing. Call watch() before the first compiled call, or "
-            "torch._dynamo.reset() before watch().", RuntimeWarning, stacklevel=2)
+            "process; hooks added now never run inside the graph compiled then (pytorch#117758), "
+            "so layer statistics may be missing. Call watch() before the first compiled call, "
+            "or torch._dynamo.reset() before watch().", RuntimeWarning, stacklevel=2)
     path = Path(log) if log is not None else _default_log(inner)
     rank, world = rank_and_world()
     channel = open_channel(log, rank, world) if world > 1 else None
