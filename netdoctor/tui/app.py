@@ -105,7 +105,7 @@ class NetdoctorApp(App[None]):
         self.poller = LogPoller(source.log, self.diagnose)
         self.main.start_run(source.name)
         self.run_worker(partial(self._train, source), thread=True, group="train",
-                        name=f"train {source.name}", exit_on_error=False)
+                        name="train", description=f"training {source.name}", exit_on_error=False)
         self.refresh_bindings()
 
     def _train(self, source: LiveSource) -> None:
@@ -129,7 +129,8 @@ class NetdoctorApp(App[None]):
 
     def _poll_now(self) -> None:
         self._polling = True
-        self.run_worker(self._poll, thread=True, group="poll", exit_on_error=False)
+        self.run_worker(self._poll, thread=True, group="poll", name="poll",
+                        description=f"reading {self.poller.path}", exit_on_error=False)
 
     def _poll(self) -> float:
         """Worker thread: read the log; returns how long that took (for the spacing)."""

@@ -15,45 +15,52 @@ import numpy as np
 BARS = "▁▂▃▄▅▆▇█"
 
 
+def _columns(
+    steps: np.ndarray, x_range: tuple[float, float] | None, width: int
+) -> np.ndarray:
+    lo, hi = x_range if x_range is not None else (float(steps[0]), float(steps[-1]))
+    span = max(hi - lo, 1e-9)
+    return np.clip(((steps - lo) / span * width).astype(np.int64), 0, width - 1)
+
+
+def _fill_empty(out: np.ndarray, col: np.ndarray) -> None:
+    """Bins no sample fell in repeat the bin before them, up to the last sample's bin."""
+    has = np.bincount(col, minlength=out.shape[0]) > 0
+    for j in range(1, int(col[-1]) + 1):
+        if not has[j]:
+            out[j] = out[j - 1]
+
+
 def time_bins(
     steps: np.ndarray, values: np.ndarray, x_range: tuple[float, float] | None, width: int
 ) -> np.ndarray:
     """(width, ...) the largest value per step bin; NaN before the first and after the last sample.
 
-    ``values`` is (m,) or (m, k) aligned with ``steps``; NaN values are ignored.
+    ``values`` is (m,) or (m, k) aligned with ``steps``. NaN values are ignored within a bin; a
+    bin whose samples are all NaN stays NaN (a blow-up must not look like the value before it).
     """
-    shape = (width, *values.shape[1:])
-    out = np.full(shape, np.nan)
+    out = np.full((width, *values.shape[1:]), np.nan)
     if width <= 0 or not steps.size:
         return out
-    lo, hi = x_range if x_range is not None else (float(steps[0]), float(steps[-1]))
-    span = max(hi - lo, 1e-9)
-    col = np.clip(((steps - lo) / span * width).astype(np.int64), 0, width - 1)
-    best = np.full(shape, -np.inf)
+    col = _columns(steps, x_range, width)
+    best = np.full(out.shape, -np.inf)
     np.fmax.at(best, col, np.where(np.isnan(values), -np.inf, values))
     filled = best > -np.inf
     out[filled] = best[filled]
-    last_col = int(col[-1])
-    for j in range(1, last_col + 1):  # forward-fill empty bins inside the sampled stretch
-        gap = np.isnan(out[j]) & ~np.isnan(out[j - 1])
-        if np.ndim(gap):
-            out[j][gap] = out[j - 1][gap]
-        elif gap:
-            out[j] = out[j - 1]
+    _fill_empty(out, col)
     return out
 
 
 def time_any(
     steps: np.ndarray, flags: np.ndarray, x_range: tuple[float, float] | None, width: int
 ) -> np.ndarray:
-    """(width, ...) whether any flagged sample falls in each step bin (no filling)."""
+    """(width, ...) whether any flagged sample falls in each step bin (empty bins repeat)."""
     out = np.zeros((width, *flags.shape[1:]), dtype=bool)
     if width <= 0 or not steps.size:
         return out
-    lo, hi = x_range if x_range is not None else (float(steps[0]), float(steps[-1]))
-    span = max(hi - lo, 1e-9)
-    col = np.clip(((steps - lo) / span * width).astype(np.int64), 0, width - 1)
+    col = _columns(steps, x_range, width)
     np.logical_or.at(out, col, flags)
+    _fill_empty(out, col)
     return out
 
 

@@ -123,6 +123,7 @@ class FakeLive:
     patches: tuple[str, ...] = ("lower_lr", "grad_clipping")
     fixes: tuple[str, ...] = ()
     progress_sent: list[LiveProgress] = field(default_factory=list)
+    waiting: threading.Event = field(default_factory=threading.Event)
     _running: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -142,8 +143,11 @@ class FakeLive:
         done, stopped = 0, "finished"
         started = time.monotonic()
         while done < self.steps:
-            while not self._running.wait(0.02):
-                pass
+            if not self._running.is_set():
+                self.waiting.set()  # the loop stands still until resumed
+                while not self._running.wait(0.02):
+                    pass
+                self.waiting.clear()
             if self._stop.is_set():
                 stopped = "stopped"
                 time.sleep(self.stop_delay)

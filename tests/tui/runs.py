@@ -8,9 +8,11 @@ log grow (``--follow``, a fake live run).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +128,7 @@ class RunWriter:
                     "train_acc": 0.34 if self.pattern != "healthy" else 0.9,
                     "val_acc": 0.33 if self.pattern != "healthy" else 0.88,
                 })
-        self.writer.commit()
+        self.writer.wait()  # committed when this returns: a reader sees every step written
         self.next_step += steps
 
     def _sample(self, step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -163,6 +165,11 @@ def write_run(path: Path, pattern: str, steps: int = 120, depth: int = 4,
     run = RunWriter(path, pattern, depth)
     run.write(steps)
     run.close(status, message)
+    # the writer stamps the end with the clock: make it the last step's time, for snapshots
+    ended = meta("", pattern, False)["created_at"] + 0.02 * steps
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'ended_at'", (json.dumps(ended),))
+    conn.close()
     return path
 
 

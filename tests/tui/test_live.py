@@ -28,7 +28,7 @@ async def test_progress_pause_resume_and_stop(fake_live) -> None:  # type: ignor
         assert "/4000" in text and "samples/s" in text and "ETA" in text  # from the progress
         await pilot.press("p")
         assert source.paused and "paused" in screen_text(app)
-        await pilot.pause(0.15)
+        await wait_for(pilot, source.waiting.is_set)  # the step under way has ended
         sent = len(source.progress_sent)
         await pilot.pause(0.3)
         assert len(source.progress_sent) == sent  # no step while paused

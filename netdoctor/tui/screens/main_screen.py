@@ -156,7 +156,10 @@ class MainScreen(Screen[None]):
         self._request += 1
         self._update_header()
         work = partial(self._compute, self.snapshot, self.cursor, self._request)
-        self.run_worker(work, thread=True, exclusive=True, group="view", exit_on_error=True)
+        # name and description given: by default Textual describes a worker by repr(work),
+        # which would print the whole run's arrays
+        self.run_worker(work, name="view", description=f"view at {self.cursor}", thread=True,
+                        exclusive=True, group="view", exit_on_error=True)
 
     def _compute(self, snapshot: Snapshot, cursor: int | None, request: int) -> None:
         """Worker thread: cut the run at the cursor, diagnose the cut, build the view."""
