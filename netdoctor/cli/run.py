@@ -1,8 +1,8 @@
 """``netdoctor run RECIPE``: train a recipe while the doctor watches, then report.
 
 Headless (``--headless``, or stdout not a terminal): progress on stderr, the report on stdout,
-the log path last. The interactive view (the TUI) plugs in at ``choose_run_view``: until it
-lands every run is headless. ``RecipeSource`` is what the TUI drives: one recipe run with the
+the log path last. Otherwise the interactive view (``netdoctor.tui``, chosen in
+``choose_run_view``) trains in a worker thread through ``RecipeSource``: one recipe run with the
 trainer's ``Controls``, which it can start, pause, stop and re-run with a fix.
 
 torch is imported only when training starts, so ``netdoctor --help`` stays fast.
@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from netdoctor.cli import options
-from netdoctor.cli.console import print_note, stderr_console, stdout_console
+from netdoctor.cli.console import print_note, stderr_console
 from netdoctor.cli.errors import fail, user_errors
+from netdoctor.cli.inspect import interactive_terminal
 from netdoctor.cli.settings import rule_config
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,13 +42,10 @@ class RunView(str, enum.Enum):
 
 
 def choose_run_view(headless: bool, stdout_is_terminal: bool) -> RunView:
-    """design.md: the TUI when stdout is a terminal and ``--headless`` is not given.
-
-    The TUI for live runs is not wired in yet: every run is headless for now. When it is, return
-    ``RunView.TUI`` for ``(False, True)`` and start the app with a ``RecipeSource`` in
-    ``run_command``.
-    """
-    return RunView.HEADLESS
+    """design.md: the TUI when stdout is a terminal and ``--headless`` is not given."""
+    if headless or not stdout_is_terminal:
+        return RunView.HEADLESS
+    return RunView.TUI
 
 
 # ---- options shared by run, fix and check --------------------------------------------------------
@@ -281,8 +279,11 @@ def run_command(
         loaded = apply_fix(loaded, fix_id)
     settings = rule_config(select, ignore, config)
     log = log if log is not None else default_log(loaded.name)
-    choose_run_view(headless, stdout_console().is_terminal)  # only headless exists for now
+    view = choose_run_view(headless, interactive_terminal())
     check_device(loaded)
+    if view is RunView.TUI:
+        run_in_tui(loaded, log, settings, max_steps=max_steps, max_time=max_time)
+        return
     print_note(f"netdoctor: training recipe {loaded.name!r} ({loaded.source}); run log: {log}")
     try:
         result = run_headless(loaded, log, settings, max_steps=max_steps, max_time=max_time)
@@ -292,6 +293,22 @@ def run_command(
     report_result(result)
     if result.stopped == "interrupted":
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def run_in_tui(recipe: Recipe, log: Path, settings: RuleConfig, *,
+               max_steps: int | None = None, max_time: float | None = None) -> None:
+    """Train in the interactive view (``netdoctor.tui``); when it closes, say where each run's
+    log is (a fix applied in the app adds a run). A run that crashed ends as one line, exit 2,
+    as it does headless."""
+    from netdoctor.tui import train_in_tui
+
+    with recipe_threads(recipe):
+        records = train_in_tui(RecipeSource(recipe, log, settings, max_steps, max_time), settings)
+    for record in records:
+        print_note(f"netdoctor: {record.label}: {record.stopped}; run log: {record.log}  "
+                   f"(netdoctor inspect {record.log})")
+    if records and records[-1].error is not None:
+        fail(records[-1].error)
 
 
 # ---- for check and the TUI -----------------------------------------------------------------------

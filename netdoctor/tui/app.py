@@ -80,6 +80,7 @@ class NetdoctorApp(App[None]):
                                name=live.name if live else name)
         self.training = False
         self.paused = False
+        self.label = live.name if live is not None else ""
         self.records: list[RunRecord] = []
         self._pending_fix: tuple[LiveSource, str] | None = None
         self._compare_fix: str | None = None
@@ -100,10 +101,12 @@ class NetdoctorApp(App[None]):
         if self.follow or self.live is not None:
             self.set_interval(self.poll_interval, self._tick)
 
-    def _start_training(self, source: LiveSource) -> None:
+    def _start_training(self, source: LiveSource, fix_id: str | None = None) -> None:
         self.live, self.training, self.paused, self._log_ready = source, True, False, False
+        # what the header and the comparison call this run: the recipe, then the fixes applied
+        self.label = source.name if fix_id is None else f"{self.label} + {fix_id}"
         self.poller = LogPoller(source.log, self.diagnose)
-        self.main.start_run(source.name)
+        self.main.start_run(self.label)
         self.run_worker(partial(self._train, source), thread=True, group="train",
                         name="train", description=f"training {source.name}", exit_on_error=False)
         self.refresh_bindings()
@@ -180,7 +183,7 @@ class NetdoctorApp(App[None]):
         self.refresh_bindings()
         source = self.live
         assert source is not None
-        label = source.name
+        label = self.label
         if message.error is not None:
             self.main.show_error(f"error: {message.error}")
             latest = self.poller.latest
@@ -195,7 +198,7 @@ class NetdoctorApp(App[None]):
         if self._pending_fix is not None:
             fixed, fix_id = self._pending_fix
             self._pending_fix, self._compare_fix = None, fix_id
-            self._start_training(fixed)
+            self._start_training(fixed, fix_id)
         elif self._compare_fix is not None and len(self.records) >= 2:
             fix_id, self._compare_fix = self._compare_fix, None
             self.push_screen(CompareScreen(self.records[-2], self.records[-1], fix_id))
@@ -252,7 +255,7 @@ class NetdoctorApp(App[None]):
             self.action_stop()
         else:
             self._compare_fix = fix_id
-            self._start_training(fixed)
+            self._start_training(fixed, fix_id)
 
     # ---- the rest ----------------------------------------------------------------------------
     def action_help(self) -> None:

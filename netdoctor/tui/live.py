@@ -62,7 +62,7 @@ class LiveSource(Protocol):
 
     @property
     def name(self) -> str:
-        """What the header calls the run (the recipe's name)."""
+        """What the header calls the run (the recipe's name; the app adds the fixes)."""
         ...
 
     @property

@@ -115,9 +115,10 @@ def test_a_device_this_machine_lacks_is_a_clear_error(tmp_path: Path,
     assert "CUDA is not available" in one_line_error(run("healthy_mlp", "--device", "cuda"))
 
 
-def test_only_headless_exists_for_now() -> None:
-    assert choose_run_view(headless=False, stdout_is_terminal=True) is RunView.HEADLESS
+def test_the_tui_for_a_terminal_unless_headless() -> None:
+    assert choose_run_view(headless=False, stdout_is_terminal=True) is RunView.TUI
     assert choose_run_view(headless=True, stdout_is_terminal=True) is RunView.HEADLESS
+    assert choose_run_view(headless=False, stdout_is_terminal=False) is RunView.HEADLESS
 
 
 def test_progress_line() -> None:

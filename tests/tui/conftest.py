@@ -132,14 +132,14 @@ class FakeLive:
 
     @property
     def name(self) -> str:
-        return " + ".join(("fake", *self.fixes))
+        return "fake"  # the recipe's name; the app names the fixes
 
     @property
     def paused(self) -> bool:
         return not self._running.is_set()
 
     def start(self, on_progress: Callable[[LiveProgress], None]) -> FakeResult:
-        run = RunWriter(self.log, self.pattern, live=True, name=self.name)
+        run = RunWriter(self.log, self.pattern, live=True, name=" + ".join(("fake", *self.fixes)))
         done, stopped = 0, "finished"
         started = time.monotonic()
         while done < self.steps:

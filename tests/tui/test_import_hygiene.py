@@ -27,7 +27,7 @@ def test_the_app_loads_textual_but_never_torch(child_env, tmp_path: Path) -> Non
 import pkgutil, importlib, netdoctor.tui
 for module in pkgutil.walk_packages(netdoctor.tui.__path__, "netdoctor.tui."):
     importlib.import_module(module.name)
-import netdoctor.cli.live_run
+import netdoctor.cli.run  # the seam that builds the live source
 """
     assert loaded_after(body, child_env, tmp_path) == ["textual"]
 
