@@ -78,6 +78,9 @@ MIN_STEPS = 20
 UPDATE_SCALE = 0.1
 LR_RANGE = (1e-4, 1e-2)
 DEFAULT_LR = 1e-3
+#: Switched off in the copy: fitting one batch is tested without regularisation (Karpathy).
+DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+                 nn.FeatureAlphaDropout)
 #: After a diverging first attempt (own optimizer only), the next one uses this fraction of lr.
 RETRY_FACTOR = 0.1
 
@@ -259,7 +262,7 @@ def _attempt(source: nn.Module, batch: _Batch, loss_fn: Callable[[Any, Any], Any
     model = copy.deepcopy(source)
     model.train()
     for module in model.modules():  # overfit with regularisation off (Karpathy)
-        if isinstance(module, nn.modules.dropout._DropoutNd):
+        if isinstance(module, DROPOUT_TYPES):
             module.eval()
     optimizer = factory(model.parameters()) if factory is not None else torch.optim.Adam(
         model.parameters(), lr=lr or DEFAULT_LR)
@@ -296,7 +299,7 @@ def _attempt(source: nn.Module, batch: _Batch, loss_fn: Callable[[Any, Any], Any
                 unused = tuple(n for n, p in model.named_parameters()
                                if p.requires_grad and p.grad is None)
                 facts = _facts(model, out, pred, target, loss_fn, value, task, caught,
-                               unused, called[-1] if called else None) if probe else None
+                               unused, called) if probe else None
             optimizer.step()
             monitor.step(loss.detach())
             losses.append(value)
@@ -347,16 +350,25 @@ def _scalar(loss: Any) -> torch.Tensor:
     return loss.reshape(())
 
 
+@dataclass(frozen=True)
+class _Call:
+    """A leaf module's forward call: its name, and whether it has weights of its own."""
+
+    name: str
+    weighted: bool
+
+
 @contextlib.contextmanager
-def _leaf_trace(model: nn.Module) -> Iterator[list[str]]:
-    """Names of the leaf modules in the order they ran (the last one made the output)."""
-    called: list[str] = []
+def _leaf_trace(model: nn.Module) -> Iterator[list[_Call]]:
+    """The leaf modules' calls in the order they ran (the last one made the output)."""
+    called: list[_Call] = []
     handles = []
     for name, module in model.named_modules():
         if next(module.children(), None) is None:
-            label = name or type(model).__name__
+            call = _Call(name or type(model).__name__,
+                         next(module.parameters(recurse=False), None) is not None)
             handles.append(module.register_forward_hook(
-                lambda _m, _i, _o, label=label: called.append(label)))
+                lambda _m, _i, _o, call=call: called.append(call)))
     try:
         yield called
     finally:
@@ -430,7 +442,7 @@ def _accuracy(pred: torch.Tensor | None, y: Any, task: _Task) -> float | None:
 def _facts(model: nn.Module, out: Any, pred: torch.Tensor | None, y: Any,
            loss_fn: Callable[[Any, Any], Any], first: float, task: _Task,
            caught: list[warnings.WarningMessage], unused: tuple[str, ...],
-           last_module: str | None) -> InitFacts:
+           called: list[_Call]) -> InitFacts:
     distribution, dist_classes = _distribution(pred)
     classes = task.classes or dist_classes
     chance, how, zero = _chance(loss_fn, out, y, task, distribution, classes)
@@ -460,7 +472,8 @@ def _facts(model: nn.Module, out: Any, pred: torch.Tensor | None, y: Any,
         loss_warnings=tuple(str(w.message).splitlines()[0][:200] for w in caught
                             if issubclass(w.category, UserWarning))[:3],
         unused_params=unused,
-        last_module=last_module,
+        last_module=called[-1].name if called else None,
+        output_layer=next((c.name for c in reversed(called) if c.weighted), None),
         relu_family=relu,
         n_trainable=trainable,
         n_targets=int(n_targets),
@@ -473,7 +486,7 @@ def _facts(model: nn.Module, out: Any, pred: torch.Tensor | None, y: Any,
 def _empty_facts(first: float) -> InitFacts:
     """Facts for a retry: the first attempt's probe is the one that counts."""
     return InitFacts(first, True, None, "unknown", None, None, "", None, False, False, (), (),
-                     None, False, 0, 0, 0)
+                     None, None, False, 0, 0, 0)
 
 
 def _distribution(pred: torch.Tensor | None) -> tuple[bool, int | None]:

@@ -132,7 +132,8 @@ class InitFacts:
     loss_shift_invariant: bool
     loss_warnings: tuple[str, ...]
     unused_params: tuple[str, ...]  # requires_grad, yet no .grad after the first backward
-    last_module: str | None  # the last leaf module called in forward
+    last_module: str | None  # the last leaf module called in forward (made the output)
+    output_layer: str | None  # the last leaf module with weights called in forward
     relu_family: bool  # the model has ReLU-family activations (He init, not Xavier)
     n_trainable: int
     n_targets: int
@@ -237,7 +238,7 @@ def first_loss_finding(facts: InitFacts) -> Diagnosis | None:
         "initialise the output layer small"
     )
     init = "kaiming_normal_" if facts.relu_family else "xavier_uniform_"
-    layer = facts.last_module or "the output layer"
+    layer = facts.output_layer or "the output layer"
     first_fix = fix(
         "he_init" if facts.relu_family else "xavier_init",
         f"initialise {layer} so the first predictions are near chance: nn.init.{init}(w); "
@@ -245,7 +246,7 @@ def first_loss_finding(facts: InitFacts) -> Diagnosis | None:
         "their activation",
     )
     return Diagnosis(
-        "poor_init", Severity.WARNING, 0, facts.last_module, message, evidence,
+        "poor_init", Severity.WARNING, 0, facts.output_layer, message, evidence,
         (first_fix, fix("batchnorm")),
     )
 

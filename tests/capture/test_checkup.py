@@ -234,7 +234,8 @@ def test_a_first_loss_far_above_chance_is_poor_init():
     with torch.no_grad():
         model[-1].weight.mul_(100)
     d = only(checkup(model, (x, y), nn.CrossEntropyLoss()), "poor_init")
-    assert d.fixes[0].id == "he_init"
+    assert d.fixes[0].id == "he_init" and d.layer == "4"  # the output layer
+    assert "initialise 4 so the first predictions are near chance" in d.fixes[0].text
     numbers = d.evidence.get("checkup", d.evidence)
     assert numbers["chance_loss"] == pytest.approx(np.log(4), rel=1e-4)
     assert numbers["first_loss"] > 3 * np.log(4)

@@ -28,8 +28,8 @@ def facts(**changes) -> InitFacts:
         first_loss=1.39, output_finite=True, output_shape=(64, 4), task="classification",
         classes=4, chance_loss=math.log(4), chance_how="uniform", zero_loss=math.log(4),
         output_is_distribution=False, loss_shift_invariant=False, loss_warnings=(),
-        unused_params=(), last_module="2", relu_family=True, n_trainable=5000, n_targets=64,
-        batch_size=64,
+        unused_params=(), last_module="2", output_layer="2", relu_family=True,
+        n_trainable=5000, n_targets=64, batch_size=64,
     )
     return InitFacts(**{**base, **changes})
 
