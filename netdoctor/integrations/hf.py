@@ -98,6 +98,7 @@ class Handle:
         self._unlogged: list[tuple[int, torch.Tensor]] = []  # (netdoctor step, loss) since a log
         self._unlogged_bad: list[int] = []  # steps since the last log with a non-finite loss
         self._unlogged_count = 0
+        self._skipped: list[int] = []  # steps whose optimizer.step() a GradScaler skipped
         self._accelerator: Any = None
         self._evaluates = False
         trainer.add_callback(self._callback)
@@ -166,6 +167,7 @@ class Handle:
         trainer = self.trainer
         self.diagnoses, self.hidden_nonfinite_steps, self.stopped_by = [], [], None
         self._micro, self._unlogged, self._unlogged_bad, self._unlogged_count = [], [], [], 0
+        self._skipped = []
         strategy = getattr(args, "eval_strategy", "no")
         self._evaluates = str(getattr(strategy, "value", strategy)).lower() != "no"
         self.monitor = self.options.watch(trainer.model, trainer.optimizer)
@@ -187,6 +189,8 @@ class Handle:
         self._micro = []
         step = monitor.steps  # the step this loss belongs to (still open if the scaler skipped)
         monitor.step(loss)
+        if getattr(self.trainer.accelerator, "optimizer_step_was_skipped", False):
+            self._skipped.append(step)  # its loss goes into the next real step
         if loss is not None:
             self._unlogged.append((step, loss))
             if len(self._unlogged) >= _UNLOGGED_KEPT:
@@ -273,6 +277,10 @@ class Handle:
                 monitor.annotate({"stopped_by": {"rule": reason.rule, "step": reason.step}})
 
     def _annotate(self, monitor: Monitor | QuietMonitor) -> None:
+        if self._skipped:
+            monitor.annotate({"skipped_optimizer_steps": {
+                "count": len(self._skipped), "before_steps": self._skipped[:_HIDDEN_KEPT],
+                "why": "the GradScaler found inf/NaN gradients and skipped optimizer.step()"}})
         if self.hidden_nonfinite_steps:
             monitor.annotate({"hidden_nonfinite_loss": {
                 "count": len(self.hidden_nonfinite_steps),
