@@ -5,7 +5,7 @@ What I did: I wanted a smaller learning rate for the encoder, so I built param g
     [{"params": model.encoder.parameters(), "lr": 3e-4},
      {"params": model.head.parameters(), "lr": 1e-3}]
 and forgot model.bottleneck, added later when I inserted a bottleneck block. Everything trains,
-the loss goes down, accuracy is decent but a bit below the version without the bottleneck.
+the loss goes down, accuracy is decent (~76 %).
 
 Why: model.bottleneck's parameters have requires_grad=True and get gradients every step, but no
 param group holds them, so the optimizer never updates them: they stay at their random init for

@@ -4,8 +4,8 @@ Three classes (horizontal bar, vertical bar, diagonal) drawn at random positions
 noise, each image scaled to [0, 1] then normalised with the training mean/std. Conv-BN-ReLU
 blocks, max pooling, a linear head; SGD(lr=0.05, momentum=0.9, weight_decay=5e-4), the rate
 halved every 3 epochs. model.train()/model.eval() switched around validation so BatchNorm uses
-running stats. The first few steps at lr 0.05 overshoot (the loss jumps to ~10 and is back at
-chance within the first epoch): common with a fresh BatchNorm net, and recovered from.
+running stats. The first few steps at lr 0.05 overshoot (batch losses of ~10 in the first epoch,
+back near chance by the second): common with a fresh BatchNorm net, and recovered from.
 
 Label: healthy.
 """

@@ -12,7 +12,7 @@ the following ones push conv2's pre-activations far below zero (mean ~-25 to -40
 its ReLU units output 0 for every image, the head sees almost only zeros and the network
 predicts nearly a constant.
 
-Label: lr_too_high (the cause), dead_relu (conv2's ReLU dies completely) and underfitting (the
+Label: lr_too_high (the cause), dead_relu (99 % of conv2's ReLU units die) and underfitting (the
 train loss ends at ~94 % of ln 10, accuracy ~14 %). Not loss_not_decreasing: apart from the
 spike the loss does drift down a little (2.33 -> ~2.15).
 """
