@@ -134,7 +134,8 @@ def warming_up(run: RunData) -> bool:
 class Progress:
     """How far the loss got below where it started.
 
-    ``initial`` is the median of the first losses, ``lowest`` and ``highest`` the lowest and
+    ``initial`` is the loss before training moved it (the first loss, or the median of the
+    first few when that is lower), ``lowest`` and ``highest`` the lowest and
     highest medians of a block of ``block`` steps, ``final`` the median of the last block;
     ``progress`` = 1 - lowest / initial (0: never below the start; 1: down to zero; negative: it
     only rose).
@@ -168,7 +169,9 @@ def loss_progress(run: RunData, min_steps: int) -> Progress | None:
     if rows.size < max(min_steps, 2 * INITIAL_STEPS):
         return None
     values = loss[rows]
-    initial = float(np.median(values[:INITIAL_STEPS]))
+    # before training moved it: the first loss, or the median of the first few if that is
+    # lower (a hard first batch does not set it, nor does a jump the first updates caused)
+    initial = min(float(values[0]), float(np.median(values[:INITIAL_STEPS])))
     if not initial > 0:
         return None
     block = max(INITIAL_STEPS, values.size // 10)

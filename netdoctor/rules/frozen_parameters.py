@@ -25,8 +25,9 @@ Each parameter is put in the first of these that fits, and each group is one dia
   learning rate 0: frozen through the rate. Judged like requires_grad=False below.
 - ``requires_grad_off``: requires_grad=False. Freezing a pretrained backbone and training a new
   head is deliberate and common, so this is info, except when it looks like a mistake: the head
-  (the last module with parameters) is frozen while most of the network trains, or the loss
-  made no progress while most of the parameters are frozen. Then it is a warning.
+  (the last module with parameters) is frozen while a real part of the network trains (more
+  than the ``head_share`` that adapters such as LoRA train on a frozen model), or the loss made
+  no progress while most of the parameters are frozen. Then it is a warning.
 """
 
 from __future__ import annotations
@@ -289,8 +290,9 @@ def _deliberate(
     if head_frozen and 1 - share >= th["head_share"]:
         message = (
             f"{names} ({size}) are frozen ({how}), including the output layer {head}, while "
-            "most of the network trains: fine-tuning usually freezes the backbone and trains "
-            "the head, not the other way round"
+            f"the layers before it train ({(1 - share) * 100:.0f} % of the weights): "
+            "fine-tuning usually freezes the backbone and trains the head, not the other way "
+            "round"
         )
         severity, lead = Severity.WARNING, head
     elif stalled and share >= th["frozen_share"]:
@@ -393,10 +395,10 @@ RULE = Rule(
         ),
         Threshold(
             "head_share",
-            0.5,
+            0.05,
             "share of the weights still trainable from which a frozen output layer is a "
-            "mistake (below it, e.g. adapters or LoRA on a frozen model, it is deliberate)",
-            "netdoctor",
+            "mistake (below it, adapters or LoRA on a frozen model, it is deliberate)",
+            "netdoctor (LoRA trains well under 1 % of a model's weights: Hu et al. 2021)",
         ),
         Threshold(
             "frozen_share",
@@ -424,8 +426,9 @@ RULE = Rule(
             "when a layer before or after it outputs only zeros: dead units are dead_relu's); (4) "
             "their param group's learning rate is 0. Parameters with requires_grad=False are "
             "reported as info (freezing a pretrained backbone is common and deliberate), and "
-            "as a warning when it looks like a mistake: the output layer is frozen while most "
-            "of the network trains, or most weights are frozen and the loss makes no progress."
+            "as a warning when it looks like a mistake: the output layer is frozen while more "
+            "than 5 % of the weights train (adapters such as LoRA train less), or most weights "
+            "are frozen and the loss makes no progress."
         ),
         why=(
             "A parameter learns only if three things happen every step: the loss's gradient "

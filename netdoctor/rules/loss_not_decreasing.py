@@ -1,9 +1,9 @@
 """``loss_not_decreasing``: the loss never got meaningfully below where it started.
 
 The symptom, whatever the cause: the lowest median of a block of steps (a tenth of the run)
-stayed within ``min_progress`` of the initial level, and no block rose ``max_rise`` above it (a
-loss that climbs is diverging, not flat: the rules for a rate too high, an explosion or a NaN
-report that). TheDeepChecker flags a loss that improves by
+stayed within ``min_progress`` of the initial level (or rose: no progress either way). A run
+that ends in NaN or inf is left to ``nan_loss`` and what caused it: there the NaN is the
+finding, not the loss before it. TheDeepChecker flags a loss that improves by
 less than 5 % per window, SageMaker Debugger's LossNotDecreasing a loss that does not go down
 over a window of steps; a healthy run from scratch falls far more than that in its first tenth.
 
@@ -35,19 +35,15 @@ RULE_ID = "loss_not_decreasing"
 
 
 def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
-    if warming_up(run):
-        return []
+    if warming_up(run) or nonfinite_onset(run) is not None:
+        return []  # a run that went NaN: that is the finding (nan_loss and its cause)
     progress = loss_progress(run, int(th["min_steps"]))
     if progress is None or progress.progress >= th["min_progress"]:
         return []
-    if progress.highest > (1 + th["max_rise"]) * progress.initial:
-        return []  # not flat: it diverged, which lr_too_high / exploding_gradients / nan report
     chance = chance_loss(run)
     if chance is not None and progress.initial <= th["learnt"] * chance:
         return []  # far below chance from the first step: a trained model, nothing to learn
-    onset = nonfinite_onset(run)
-    end = onset.index if onset is not None else run.n_steps
-    loss = valid_loss(run)[:end]
+    loss = valid_loss(run)
     rows = np.nonzero(np.isfinite(loss))[0]
     advice = advise(run, underfitting.RULE.defaults(), loss[rows], rows, chance, flat=True)
     rose = progress.lowest > progress.initial
@@ -55,6 +51,7 @@ def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
         "initial_loss": progress.initial,
         "first_loss": progress.first,
         "lowest_loss": progress.lowest,
+        "highest_loss": progress.highest,
         "final_loss": progress.final,
         "loss_progress": progress.progress,
         "block_steps": progress.block,
@@ -87,17 +84,10 @@ RULE = Rule(
         Threshold(
             "min_progress",
             0.05,
-            "share of the initial loss (median of the first five) the lowest median of a "
+            "share of the initial loss (the first, or the median of the first five if lower) "
+            "the lowest median of a "
             "block of steps (a tenth of the run) must fall for the run to count as learning",
             "TheDeepChecker (TOSEM'22): < 5 % per window; SageMaker Debugger LossNotDecreasing",
-        ),
-        Threshold(
-            "max_rise",
-            0.5,
-            "rise of the highest block median above the initial loss, as a share of it, past "
-            "which the loss diverged rather than stayed flat (then it is lr_too_high's, "
-            "exploding_gradients' or nan_loss's finding)",
-            "netdoctor (lr_too_high's swing)",
         ),
         Threshold(
             "learnt",
@@ -125,8 +115,8 @@ RULE = Rule(
         what=(
             "A loss that is flat from the start: over the whole run (judged after 30 steps, up "
             "to any NaN), the median over a block of steps (a tenth of the run) never fell 5 % "
-            "below the loss of the first steps, nor rose half of it above (that is divergence, "
-            "not a flat loss). The symptom, whatever its cause; when a more "
+            "below the loss of the first steps (a loss that rose counts too; a run that ends in "
+            "NaN is nan_loss's). The symptom, whatever its cause; when a more "
             "specific rule explains it (lr_too_low, symmetric_weights, frozen_parameters, "
             "vanishing_gradients, lr_too_high, exploding_gradients) it is listed after that "
             "rule as its consequence. A loss that starts far below chance (give num_classes or "

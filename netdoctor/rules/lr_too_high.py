@@ -8,8 +8,10 @@ Two kinds of evidence, both scale-free, and both needed:
   single bad batch does not count; a divergence from the start is a climb from the start),
   (2) it swings from one step to the next by ``swing`` of that level for most of the run
   (oscillation), or (3) the first updates threw it ``jump`` times above the first loss;
-- the *steps* are large: while that happened, updates moved most weight matrices (the median
-  over the matrices) by at least ``high_update`` of their size per step, where cs231n calls
+- the *steps* are large: while that happened, updates moved a weight matrix by at least
+  ``high_update`` of its size per step (the fastest-moving one, for a climb or an oscillation:
+  any layer moving that fast is unstable; most of them, the median over the matrices, for a
+  jump at the start, when a zero-initialised layer moves fast by design), where cs231n calls
   about 1e-3 healthy and TheDeepChecker flags anything above 1e-1. Without the optimizer the
   updates are not measured and the rule stays quiet.
 
@@ -104,13 +106,13 @@ def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
     start = float(np.median(values[:INITIAL_STEPS]))
     if not start > 0:
         return []  # a share of the initial level means nothing for a loss that can be <= 0
-    typical = ratios.typical()
+    typical, fastest = ratios.typical(), ratios.fastest()
     sigma = _log_noise(values)
     found = [
         f
         for f in (
-            _oscillation(run, th, values, rows, start, ratios.steps, typical),
-            _climb(run, th, values, rows, ratios.steps, typical, onset, sigma),
+            _oscillation(run, th, values, rows, start, ratios.steps, fastest),
+            _climb(run, th, values, rows, ratios.steps, fastest, onset, sigma),
             _jump(run, th, values, rows, ratios.steps, typical, sigma),
         )
         if f is not None
@@ -166,9 +168,9 @@ def _owned_elsewhere(run: RunData, th: Mapping[str, float]) -> bool:
     return has_recurrent(run) or at_start
 
 
-def _largest(steps: np.ndarray, typical: np.ndarray, first: int, last: int) -> float:
-    """The largest typical update ratio on the sampled steps ``first``..``last`` (NaN: none)."""
-    values = finite(typical[(steps >= first) & (steps <= last)])
+def _largest(steps: np.ndarray, ratio: np.ndarray, first: int, last: int) -> float:
+    """The largest update ratio on the sampled steps ``first``..``last`` (NaN: none)."""
+    values = finite(ratio[(steps >= first) & (steps <= last)])
     return float(np.max(values)) if values.size else math.nan
 
 
@@ -223,8 +225,8 @@ def _climb(
     )
     text = (
         f"the loss climbed from {fmt(before)} to {fmt(level)} (medians of {block} steps) "
-        f"between steps {rise_step} and {peak_step}, while updates "
-        f"moved the weights by up to {fmt(ratio)} of their size per step (about 1e-3 is healthy)"
+        f"between steps {rise_step} and {peak_step}, while updates moved weight matrices by up "
+        f"to {fmt(ratio)} of their size per step (about 1e-3 is healthy)"
     )
     if not recovered and onset is None:
         text += f", and it ended at {fmt(final)}"
@@ -284,8 +286,9 @@ def _oscillation(
         return None
     text = (
         f"the loss bounces by about {fmt(swing * start)} from one step to the next "
-        f"({fmt(swing)} of its initial {fmt(start)}) over {values.size} steps, while each "
-        f"update moves most weights by {fmt(ratio)} of their size (about 1e-3 is healthy)"
+        f"({fmt(swing)} of its initial {fmt(start)}) over {values.size} steps, while updates "
+        f"move the fastest weight matrix by {fmt(ratio)} of its size per step (about 1e-3 is "
+        "healthy)"
     )
     evidence = {
         "loss_swing": swing * start,
@@ -381,8 +384,9 @@ RULE = Rule(
         Threshold(
             "high_update",
             0.1,
-            "update over weight norm per step (median over the weight matrices) at or above "
-            "which the steps are too large, while the loss misbehaves",
+            "update over weight norm per step at or above which the steps are too large, while "
+            "the loss misbehaves (the fastest-moving weight matrix during a climb or "
+            "oscillation, the median over them for a jump at the start)",
             "TheDeepChecker (TOSEM'22) and DeepDiagnosis (ICSE'22): upper bound 1e-1; cs231n: "
             "~1e-3 is healthy",
         ),
@@ -433,8 +437,8 @@ RULE = Rule(
             "measured against its own initial level: its median over blocks of steps climbs "
             "back half that level above the best it had reached, or it swings by half that "
             "level from one step to the next for most of the run, or the first updates throw "
-            "it 1.5 times above the first loss. The updates, in the same stretch: each moves "
-            "most weight matrices by 1e-1 of their size or more (about 1e-3 is healthy). A climb "
+            "it 1.5 times above the first loss. The updates, in the same stretch: they move a "
+            "weight matrix by 1e-1 of its size or more per step (about 1e-3 is healthy). A climb "
             "the run recovered from is reported as info. Needs the optimizer "
             "(watch(model, optimizer)) to measure the updates. Raw inputs and recurrent "
             "networks whose gradients explode are left to exploding_gradients."

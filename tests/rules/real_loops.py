@@ -424,6 +424,18 @@ def _adam_tiny_lr() -> RunData:
     return _train("adam_tiny_lr", model, opt, x, y, epochs=4, batch=32)
 
 
+def _scheduler_per_batch() -> RunData:
+    """Bug: StepLR(step_size=10, gamma=0.5) meant per epoch, stepped after every batch: the
+    rate is a tenth of itself by step 40, while the loss is still falling fast."""
+    import torch
+
+    x, y = _blobs(seed=33)
+    model = _mlp([32, 64, 10])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.5)
+    return _train("scheduler_per_batch", model, opt, x, y, epochs=4, batch=32, step_sched=sched)
+
+
 def _shuffled_labels() -> RunData:
     """Bug in the data: labels drawn apart from their inputs. There is nothing to learn."""
     import torch
@@ -622,6 +634,7 @@ RUNS: dict[str, Callable[[], RunData]] = {
     "raw_inputs": _raw_inputs,
     "sgd_lr_typo": _sgd_lr_typo,
     "adam_tiny_lr": _adam_tiny_lr,
+    "scheduler_per_batch": _scheduler_per_batch,
     "shuffled_labels": _shuffled_labels,
     "zero_init": _zero_init,
     "constant_init": _constant_init,

@@ -126,10 +126,20 @@ def test_an_early_explosion_is_listed_before_what_it_left_behind():
         task={"chance_loss": 0.164},
     )
     found = run_rules(run)
-    assert [d.rule for d in found] == ["exploding_gradients", "vanishing_gradients", "underfitting"]
+    # the loss never got back below its first value: loss_not_decreasing follows too
+    assert [d.rule for d in found] == [
+        "exploding_gradients",
+        "vanishing_gradients",
+        "loss_not_decreasing",
+        "underfitting",
+    ]
     boom, *after = found
     assert boom.step == 1 and boom.layer == "layers.0" and "spike" in boom.evidence["criteria"]
     for d in after:
-        assert d.evidence["caused_by"] in ("exploding_gradients", "vanishing_gradients")
+        assert d.evidence["caused_by"] in (
+            "exploding_gradients",
+            "vanishing_gradients",
+            "loss_not_decreasing",
+        )
         ids = [f.id for f in d.fixes]
         assert ids[0] == "lower_lr" and "raise_lr" not in ids and "train_longer" not in ids

@@ -39,8 +39,9 @@ def test_a_loss_that_creeps_up_never_went_below_its_start():
     assert d.evidence["loss_progress"] < 0 and "never went below" in d.message
 
 
-def test_a_diverging_loss_is_not_flat():
-    assert check(make_run(np.linspace(1.0, 3.0, 100))) == []  # lr_too_high's and the like
+def test_a_rising_loss_made_no_progress_either():
+    (d,) = check(make_run(np.linspace(1.0, 3.0, 100)))  # a consequence of lr_too_high & co
+    assert d.evidence["loss_progress"] < 0
 
 
 def test_edges_are_quiet():
@@ -50,11 +51,9 @@ def test_edges_are_quiet():
     assert check(make_run(flat(200), layers=mlp(1), sample_steps=[])) != []  # no samples needed
 
 
-def test_judged_before_a_nan():
-    loss = np.concatenate([noisy_decay(100), [math.nan] * 50])
-    assert check(make_run(loss)) == []
+def test_a_run_that_ends_in_nan_is_left_to_nan_loss():
     loss = np.concatenate([flat(100, level=2.0), [math.nan] * 50])
-    assert check(make_run(loss)) != []
+    assert check(make_run(loss)) == []
 
 
 def test_a_model_that_already_knew_the_task():

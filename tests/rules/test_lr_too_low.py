@@ -110,6 +110,32 @@ def test_a_model_that_already_knew_the_task_is_not_slow():
     assert check(low) == []  # flat at 9 % of chance from the first step: a resumed model
 
 
+def _scheduled(lr: np.ndarray, loss: np.ndarray):
+    """Updates proportional to the rate (2e-3 of the weights at 1e-2), SGD."""
+    ratio = (lr[::10] / 1e-2 * 2e-3)[:, None] * np.ones((1, 3))
+    return make_run(loss, layers=mlp(3), lr=lr, update_rms=ratio * HE, optimizer=SGD)
+
+
+def test_a_rate_decayed_to_nothing_while_the_loss_was_falling():
+    n = 300
+    lr = 1e-2 * 0.5 ** (np.arange(n) // 10)  # StepLR(10, 0.5) stepped per batch
+    loss = np.concatenate([np.linspace(2.3, 1.2, 60), np.full(n - 60, 1.2)])
+    (d,) = check(_scheduled(lr, loss))
+    assert d.evidence["criterion"] == "decayed" and d.step == d.evidence["cut_step"] == 40
+    assert d.evidence["decayed_share"] > 0.8 and d.evidence["update_ratio"] < 1e-3
+    assert [f.id for f in d.fixes] == ["raise_lr"] and "once per epoch" in d.fixes[0].text
+
+
+def test_annealing_at_the_end_and_cuts_after_convergence_are_healthy():
+    n = 300
+    t = np.arange(n) / n
+    cosine = 1e-2 * 0.5 * (1 + np.cos(np.pi * t))  # down to 0, but only at the very end
+    assert check(_scheduled(cosine, noisy_decay(n))) == []
+    plateau = np.where(np.arange(n) < 100, 1e-2, 1e-5)  # cut once the loss had levelled off
+    loss = np.concatenate([np.geomspace(2.3, 0.3, 60), np.full(n - 60, 0.3)])
+    assert check(_scheduled(plateau, loss)) == []
+
+
 def test_underfitting_agrees_and_comes_after_it():
     found = run_rules(slow_run(task={"num_classes": 10}))
     rules = [d.rule for d in found]
@@ -133,6 +159,13 @@ def test_a_learning_rate_typo_in_sgd():
 def test_adam_at_one_millionth():
     (d,) = [d for d in run_rules(real("adam_tiny_lr")) if d.rule == "lr_too_low"]
     assert d.evidence["update_ratio"] < 1e-4 and [f.id for f in d.fixes] == ["raise_lr"]
+
+
+def test_a_scheduler_stepped_per_batch():
+    found = run_rules(real("scheduler_per_batch"))
+    (d,) = [d for d in found if d.rule == "lr_too_low"]
+    assert d.evidence["criterion"] == "decayed" and d.evidence["final_lr"] < 1e-5
+    assert "per batch" in d.message
 
 
 @pytest.mark.parametrize(
