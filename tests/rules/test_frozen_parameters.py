@@ -130,6 +130,15 @@ def test_a_frozen_head_while_the_body_trains_is_a_mistake():
     assert "output layer" in d.message
 
 
+def test_a_frozen_model_with_small_adapters_is_deliberate():
+    # LoRA-style: the whole model frozen, head included; small adapter matrices train
+    layers = [Layer("adapter", weight=(4, 512)), *mlp(3, width=512, n_in=512)]
+    frozen = {f"layers.{i}.weight": {"trainable": False} for i in (0, 2, 4)}
+    (d,) = check(with_params(base(layers=layers), **frozen))
+    assert d.evidence["head_frozen"] is True and d.evidence["frozen_share"] > 0.95
+    assert d.severity.value == "info"
+
+
 def test_mostly_frozen_and_not_learning_is_a_warning():
     frozen = {"layers.0.weight": {"trainable": False}, "layers.2.weight": {"trainable": False}}
     (d,) = check(with_params(base(flat(200)), **frozen))
