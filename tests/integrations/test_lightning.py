@@ -52,7 +52,7 @@ def _loader(x: torch.Tensor, y: torch.Tensor) -> torch.utils.data.DataLoader:
 
 
 def _module(pl: ModuleType, nan_from_epoch: int | None = None, fail_at_step: int | None = None,
-            lr: float = 1e-2) -> Any:
+            lr: float = 1e-2, fused: bool = False) -> Any:
     """A 3-class MLP; records each micro-batch's raw loss and the gradient norm that the
     LightningModule's own ``on_before_optimizer_step`` sees (before clipping)."""
 
@@ -83,7 +83,7 @@ def _module(pl: ModuleType, nan_from_epoch: int | None = None, fail_at_step: int
             self.grad_norms.append(float(torch.linalg.vector_norm(torch.stack(norms))))
 
         def configure_optimizers(self) -> torch.optim.Optimizer:
-            return torch.optim.Adam(self.parameters(), lr=lr)
+            return torch.optim.Adam(self.parameters(), lr=lr, fused=fused)
 
     return Classifier()
 
@@ -173,6 +173,36 @@ def test_bf16_mixed_precision(tmp_path: Path) -> None:
     assert np.isfinite(run.grad_norm).all()
     np.testing.assert_allclose(run.grad_norm, module.grad_norms, rtol=1e-4)
     assert [d for d in callback.diagnoses if d.severity.value == "error"] == []
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["foreach", "fused"])
+def test_fp16_grad_scaler_skipped_steps_are_recorded_not_diagnosed(tmp_path: Path,
+                                                                   fused: bool) -> None:
+    """16-mixed with a CPU GradScaler (Lightning makes none on CPU: passed as a plugin) and inf
+    written into two gradients, as an fp16 overflow does: the scaler skips those steps."""
+    pl = importlib.import_module(FLAVOURS[0])
+    amp = importlib.import_module(f"{FLAVOURS[0]}.plugins.precision")
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    callback = NetdoctorCallback(log=tmp_path / "run.sqlite")
+    module = _module(pl, fused=fused)
+    backward = {"calls": 0}
+
+    def overflow(grad: torch.Tensor) -> torch.Tensor:
+        backward["calls"] += 1
+        return grad * float("inf") if backward["calls"] in (5, 6) else grad
+
+    module.net[2].weight.register_hook(overflow)
+    plugin = amp.MixedPrecision("16-mixed", "cpu", scaler=scaler)
+    _fit(pl, module, _trainer(pl, [callback], plugins=[plugin], max_epochs=3))
+    assert [d for d in callback.diagnoses if d.severity.value in ("error", "warning")] == []
+    run = open_run(tmp_path / "run.sqlite")
+    finite = np.isfinite(run.grad_norm)
+    assert np.median(run.grad_norm[finite]) < 10  # unscaled: the loss scale is 1024
+    if fused:  # the optimizer's step runs and skips inside: counted, with its inf gradients
+        assert run.n_steps == 3 * BATCHES and (~finite).sum() == 2
+    else:  # the scaler does not call optimizer.step(): not a step, but recorded
+        assert run.n_steps == 3 * BATCHES - 2 and finite.all()
+        assert run.meta["skipped_optimizer_steps"]["count"] == 2
 
 
 @pytest.mark.skipif(len(FLAVOURS) < 2, reason="needs both lightning and pytorch_lightning")
