@@ -110,15 +110,17 @@ def persistence(
     threshold: float,
     min_share: float,
     min_samples: float,
+    rows: np.ndarray | None = None,
 ) -> Persistence | None:
     """Whether ``values`` (one per sampled step) stayed at or above ``threshold`` late in the run.
 
     "Later" is the second half of the run by step number, so the dense sampling of the first
     steps does not outvote the rest. It holds when at least ``min_samples`` later samples have a
     value and at least ``min_share`` of them reach the threshold. The onset is the earliest
-    sample that reached it and from which on ``min_share`` of the samples did.
+    sample that reached it and from which on ``min_share`` of the samples did. ``rows`` are the
+    sampled rows to judge (default: ``usable_rows``; pass them when judging many sites).
     """
-    rows = usable_rows(run)
+    rows = usable_rows(run) if rows is None else rows
     vals = np.asarray(values, dtype=np.float64)[rows]
     ok = np.isfinite(vals)
     rows, vals = rows[ok], vals[ok]

@@ -28,6 +28,7 @@ from netdoctor.rules.activity import (
     persistence,
     units_of,
     update_before_onset,
+    usable_rows,
 )
 from netdoctor.rules.base import Rule, RuleDoc, Threshold
 from netdoctor.rules.facts import MIN_STEPS, fmt
@@ -75,10 +76,11 @@ def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
     if run.n_steps < MIN_STEPS:
         return []
     dead = run.act_stat(ActStat.DEAD_FRAC)
+    rows = usable_rows(run)
     found: list[tuple[SiteInfo, Persistence]] = []
     for site in relu_sites(run):
         held = persistence(
-            run, dead[:, site.idx], th["dead_fraction"], th["min_share"], th["min_samples"]
+            run, dead[:, site.idx], th["dead_fraction"], th["min_share"], th["min_samples"], rows
         )
         if held is not None:
             found.append((site, held))

@@ -53,16 +53,23 @@ def _layers(run: RunData) -> list[SiteInfo]:
     ]
 
 
-def _activation_after(run: RunData, layer: SiteInfo) -> SiteInfo | None:
-    """The activation module right after ``layer`` (None: none, or a functional one)."""
-    ordered = run.sites_in_forward_order("output")
-    position = next(i for i, s in enumerate(ordered) if s.idx == layer.idx)
-    for later in ordered[position + 1 :]:
-        if later.family in ("relu", "smooth", "bounded"):
-            return later
-        if later.family != "softmax":
-            return None
-    return None
+#: Site index -> the activation module right after it (None: none, or a functional one).
+Follows = Mapping[int, SiteInfo | None]
+
+
+def _activations_after(ordered: list[SiteInfo]) -> dict[int, SiteInfo | None]:
+    """Which activation module directly follows each output site in forward order."""
+    found: dict[int, SiteInfo | None] = {}
+    for i, site in enumerate(ordered):
+        nxt = None
+        for later in ordered[i + 1 :]:
+            if later.family in ("relu", "smooth", "bounded"):
+                nxt = later
+                break
+            if later.family != "softmax":
+                break
+        found[site.idx] = nxt
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +105,7 @@ def _weight_of(run: RunData, module: str) -> ParamInfo | None:
     )
 
 
-def _scale(run: RunData, layer: SiteInfo) -> _Scale | None:
+def _scale(run: RunData, layer: SiteInfo, follows: Follows) -> _Scale | None:
     """The layer's weight RMS at the first sample against He/Glorot/LeCun; None if unknowable."""
     p = _weight_of(run, layer.module)
     if p is None:
@@ -114,7 +121,7 @@ def _scale(run: RunData, layer: SiteInfo) -> _Scale | None:
         return None  # the first update replaced the initial weights
     receptive = int(np.prod(p.shape[2:])) if len(p.shape) > 2 else 1
     fan_in, fan_out = int(np.prod(p.shape[1:])), int(p.shape[0]) * receptive
-    after = _activation_after(run, layer)
+    after = follows.get(layer.idx)
     family = after.family if after is not None else None
     if family == "relu":
         expected, scheme = math.sqrt(2.0 / fan_in), "He"
@@ -156,8 +163,10 @@ def _depth(run: RunData, th: Mapping[str, float], hidden: list[SiteInfo], out: _
     )
 
 
-def _weights(run: RunData, th: Mapping[str, float], hidden: list[SiteInfo], out: _Findings) -> None:
-    scales = [sc for sc in (_scale(run, s) for s in hidden) if sc is not None]
+def _weights(
+    run: RunData, th: Mapping[str, float], hidden: list[SiteInfo], follows: Follows, out: _Findings
+) -> None:
+    scales = [sc for sc in (_scale(run, s, follows) for s in hidden) if sc is not None]
     off = [sc for sc in scales if sc.off >= th["weight_ratio"]]
     if not off:
         return
@@ -183,7 +192,9 @@ def _weights(run: RunData, th: Mapping[str, float], hidden: list[SiteInfo], out:
     )
 
 
-def _outputs(run: RunData, th: Mapping[str, float], layers: list[SiteInfo], out: _Findings) -> None:
+def _outputs(
+    run: RunData, th: Mapping[str, float], layers: list[SiteInfo], follows: Follows, out: _Findings
+) -> None:
     scale = input_rms(run)
     if scale is not None and scale >= th["input_scale"]:
         return  # raw inputs explain large first outputs: unnormalized_inputs
@@ -205,7 +216,7 @@ def _outputs(run: RunData, th: Mapping[str, float], layers: list[SiteInfo], out:
         f"{fmt(chance)} (-log(1/{int(classes)})), so the untrained model is confidently wrong"
     )
     out.evidence.update(first_loss=first, chance_loss=chance, first_loss_vs_chance=first / chance)
-    scale_out = _scale(run, layers[-1]) if layers else None
+    scale_out = _scale(run, layers[-1], follows) if layers else None
     if scale_out is not None:
         out.evidence.update(output_layer=scale_out.module, output_weight_ratio=scale_out.ratio)
         out.layer = out.layer or scale_out.module
@@ -220,13 +231,14 @@ def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
     if not run.sample_steps.size:
         return []
     layers = _layers(run)
+    follows = _activations_after(run.sites_in_forward_order("output"))
     out = _Findings([], {})
     normalised = any(s.family == "norm" for s in run.sites)
     if not normalised:  # norm layers undo any weight scale: only the outputs can tell
         hidden = layers[:-1]
         _depth(run, th, hidden, out)
-        _weights(run, th, hidden, out)
-    _outputs(run, th, layers, out)
+        _weights(run, th, hidden, follows, out)
+    _outputs(run, th, layers, follows, out)
     if not out.texts:
         return []
     fixes, advice = _fixes(run, out)
@@ -302,11 +314,12 @@ RULE = Rule(
         ),
         Threshold(
             "loss_ratio",
-            3.0,
+            5.0,
             "a classifier's first loss over its chance loss -log(1/C) from which the initial "
             "outputs are far too large",
             "Karpathy, A Recipe for Training Neural Networks (2019): verify loss @ init; "
-            "netdoctor margin",
+            "netdoctor margin (He init on every layer, output head included, starts a CNN at "
+            "~3.5× and trains well)",
         ),
         INPUT_SCALE,
     ),
@@ -316,7 +329,7 @@ RULE = Rule(
             "At the first step: the hidden layers' pre-activation std changing geometrically "
             "with depth (≥ 100× from first to last hidden layer, ≥ 2× per layer), a hidden "
             "layer's weight RMS ≥ 10× off the He/Glorot/LeCun scale for the activation after "
-            "it, or (when the run gives num_classes) a classifier's first loss ≥ 3× the chance "
+            "it, or (when the run gives num_classes) a classifier's first loss ≥ 5× the chance "
             "loss -log(1/C). Models with normalisation layers are judged on the first loss "
             "only."
         ),

@@ -131,6 +131,8 @@ CAUSES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         ),
         "frozen_parameters": ("symmetric_weights", "dead_relu"),
         "lr_too_high": ("poor_init",),
+        # weights initialised far too small give tiny gradients, so tiny updates at any lr
+        "lr_too_low": ("poor_init",),
     }
 )
 

@@ -25,6 +25,7 @@ from netdoctor.rules.activity import (
     percent,
     persistence,
     update_before_onset,
+    usable_rows,
 )
 from netdoctor.rules.base import Rule, RuleDoc, Threshold
 from netdoctor.rules.facts import INPUT_SCALE, MIN_STEPS, fmt, input_rms
@@ -48,10 +49,16 @@ def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
     if run.n_steps < MIN_STEPS:
         return []
     sat = run.act_stat(ActStat.SAT_FRAC)
+    rows = usable_rows(run)
     found: list[tuple[SiteInfo, Persistence]] = []
     for site in bounded_sites(run):
         held = persistence(
-            run, sat[:, site.idx], th["saturated_fraction"], th["min_share"], th["min_samples"]
+            run,
+            sat[:, site.idx],
+            th["saturated_fraction"],
+            th["min_share"],
+            th["min_samples"],
+            rows,
         )
         if held is not None:
             found.append((site, held))

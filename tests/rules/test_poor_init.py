@@ -110,7 +110,7 @@ def test_normalisation_layers_leave_only_the_first_loss_to_judge():
 def test_a_first_loss_far_above_chance_points_at_the_output_layer():
     loss = noisy_decay(N, start=30.0, floor=0.5)
     (d,) = check(deep(loss=loss, task={"num_classes": 10}))
-    assert d.evidence["first_loss_vs_chance"] > 3 and d.evidence["chance_loss"] == pytest.approx(
+    assert d.evidence["first_loss_vs_chance"] > 5 and d.evidence["chance_loss"] == pytest.approx(
         math.log(10)
     )
     assert d.layer == "layers.10" and d.evidence["output_layer"] == "layers.10"
@@ -185,11 +185,11 @@ def test_an_output_layer_initialised_large(tmp_path):
 
     torch.manual_seed(0)
     model = mlp([20, 64, 4])
-    nn.init.normal_(model[2].weight, std=3.0)  # logits with a spread of ~10
+    nn.init.normal_(model[2].weight, std=5.0)  # the first loss is ~10x chance
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     found = train(model, opt, *blobs(), tmp_path / "head.sqlite", num_classes=4)
     d = by_rule(found, "poor_init")
-    assert d.layer == "2" and d.evidence["first_loss_vs_chance"] >= 3
+    assert d.layer == "2" and d.evidence["first_loss_vs_chance"] >= 5
     assert "initialise 2 so the first predictions are near chance" in d.fixes[0].text
 
 
