@@ -15,7 +15,8 @@ identical-ish gradients, not an exploding gradient.
 
 Label: frozen_parameters (the cause: every trainable parameter is outside the optimizer and
 never changes), loss_not_decreasing (the loss never moves) and underfitting (it stays at the
-chance loss ln 5 while the task is easy). Not exploding_gradients (see above).
+chance loss ln 5 while the task is easy; the 30 % accuracy is the random init's luck, the same
+0.3005 in every epoch because nothing changes). Not exploding_gradients (see above).
 """
 
 from __future__ import annotations
