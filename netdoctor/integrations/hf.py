@@ -99,6 +99,7 @@ class Handle:
         self._unlogged_bad: list[int] = []  # steps since the last log with a non-finite loss
         self._unlogged_count = 0
         self._skipped: list[int] = []  # steps whose optimizer.step() a GradScaler skipped
+        self._stopping = False  # decided on every process at once: none checks (reduces) again
         self._accelerator: Any = None
         self._evaluates = False
         trainer.add_callback(self._callback)
@@ -167,7 +168,7 @@ class Handle:
         trainer = self.trainer
         self.diagnoses, self.hidden_nonfinite_steps, self.stopped_by = [], [], None
         self._micro, self._unlogged, self._unlogged_bad, self._unlogged_count = [], [], [], 0
-        self._skipped = []
+        self._skipped, self._stopping = [], False
         strategy = getattr(args, "eval_strategy", "no")
         self._evaluates = str(getattr(strategy, "value", strategy)).lower() != "no"
         self.monitor = self.options.watch(trainer.model, trainer.optimizer)
@@ -262,7 +263,7 @@ class Handle:
 
     def _check_stop(self, control: Any) -> None:
         monitor = self._open()
-        if monitor is None or self.stopped_by is not None:
+        if monitor is None or self._stopping:
             return
         reason = self.options.stop_reason(monitor)
         stop = reason is not None
@@ -271,7 +272,8 @@ class Handle:
             flag = torch.tensor([float(stop)], device=accelerator.device)
             stop = bool(accelerator.reduce(flag, reduction="sum").item() > 0)
         if stop:
-            self.stopped_by = reason
+            self._stopping = True
+            self.stopped_by = reason  # in the process that diagnosed; None in the others
             control.should_training_stop = True
             if reason is not None:
                 monitor.annotate({"stopped_by": {"rule": reason.rule, "step": reason.step}})

@@ -114,6 +114,7 @@ class NetdoctorCallback(*_callback_bases()):  # type: ignore[misc]
         self._skipped: list[int] = []
         self._validated = False
         self._last_check = 0
+        self._stopping = False  # decided on every rank at once: no rank checks (reduces) again
 
     @property
     def log_path(self) -> os.PathLike[str] | None:
@@ -138,7 +139,7 @@ class NetdoctorCallback(*_callback_bases()):  # type: ignore[misc]
                           "netdoctor follows the first one", RuntimeWarning, stacklevel=2)
         self._optimizer = optimizers[0] if optimizers else None
         self._skipped, self._validated, self._last_check = [], False, trainer.global_step
-        self.diagnoses, self.stopped_by = [], None
+        self.diagnoses, self.stopped_by, self._stopping = [], None, False
         self.monitor = self.options.watch(pl_module, self._optimizer)
         self.monitor.annotate({"integration": {
             "name": "lightning",
@@ -228,14 +229,15 @@ class NetdoctorCallback(*_callback_bases()):  # type: ignore[misc]
 
     def _check_stop(self, trainer: Any) -> None:
         monitor = self._open()
-        if monitor is None or self.stopped_by is not None:
+        if monitor is None or self._stopping:
             return
         reason = self.options.stop_reason(monitor)
         stop = reason is not None
         if trainer.world_size > 1:  # every rank calls this on the same steps: no hang
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
         if stop:
-            self.stopped_by = reason
+            self._stopping = True
+            self.stopped_by = reason  # on the rank that diagnosed; None on the others
             trainer.should_stop = True
             if reason is not None:
                 monitor.annotate({"stopped_by": {"rule": reason.rule, "step": reason.step}})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import json
 import subprocess
 import sys
 import textwrap
@@ -268,3 +269,22 @@ def test_netdoctor_log_alone_attaches_the_callback(tmp_path: Path, child_env: di
     assert run.status is RunStatus.FINISHED
     assert run.n_steps == 2 * 4
     assert run.meta["integration"]["name"] == "lightning"
+
+
+@pytest.mark.skipif(FLAVOURS[0] != "lightning.pytorch" or not torch.distributed.is_available(),
+                    reason="needs lightning.pytorch and torch.distributed")
+def test_stop_on_is_agreed_by_every_rank(tmp_path: Path, child_env: dict[str, str]) -> None:
+    """Only rank 1's data goes NaN; rank 0 (which diagnoses) decides, and both ranks stop at
+    the same step instead of one leaving the other waiting in an all-reduce."""
+    script = Path(__file__).with_name("lightning_ddp_script.py")
+    log, out = tmp_path / "ddp.sqlite", tmp_path / "out"
+    result = subprocess.run([sys.executable, str(script), str(log), str(out)],
+                            capture_output=True, text=True, cwd=tmp_path, env=child_env,
+                            timeout=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [json.loads(Path(f"{out}.{rank}.json").read_text()) for rank in (0, 1)]
+    assert ranks[0]["stopped_by"] == "nan_loss" and ranks[1]["stopped_by"] is None
+    assert ranks[0]["global_step"] == ranks[1]["global_step"] < 20  # of 50 epochs x 4 steps
+    run = open_run(log)
+    assert run.meta["end_message"] == "stopped by netdoctor (stop_on): nan_loss at step 6"
+    assert "rank_nonfinite" in ranks[0]["diagnoses"]
