@@ -4,7 +4,8 @@ Signals of 128 samples (a sine of random frequency and phase plus noise and a ra
 target: the frequency (standardised). Conv1d -> BatchNorm1d -> ReLU blocks, global average
 pooling, linear head. SmoothL1Loss, SGD(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4),
 CosineAnnealingWarmRestarts(T_0=40 steps): the learning rate jumps back up every 40 steps, which
-gives small bumps in the loss right after each restart. Validation every epoch.
+gives small bumps in the loss right after each restart. Validation every epoch: it wobbles
+between ~0.008 and ~0.02 (tiny, on a standardised target) as the restarts come and go.
 
 Label: healthy. (Restart bumps are the schedule doing its job.)
 """

@@ -5,8 +5,10 @@ What I did: 40 (dose, response) points from a lab, 200 held out; an MLP 1 -> 256
 target. The training curve looked great; the fitted curve wiggles through every point.
 
 Why: ~66k parameters for 40 noisy points: after the underlying trend is learnt (within the
-first few dozen epochs), the network keeps going and fits the measurement noise. The training
-MSE keeps falling far below the noise level while the validation MSE climbs from its minimum.
+first ~20 epochs), the network keeps going and fits the measurement noise: the training MSE
+keeps falling, to about half the noise variance (0.07 vs ~0.12 in standardised units), while
+the validation MSE rises from its minimum at epoch 21 (0.17) and ends ~16 % above it. A mild
+but steady case, the kind early stopping exists for.
 
 Label: overfitting.
 """
