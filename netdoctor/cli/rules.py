@@ -29,14 +29,17 @@ def rules_command(
     """
     from netdoctor.report.rule_docs import rule_explanation, rules_list
     from netdoctor.rules import all_rules, get_rule
+    from netdoctor.rules.checkup_checks import checkup_rules
 
     if rule_id is not None and explain is not None and rule_id != explain:
         fail(f"two rules asked for ({rule_id!r} and --explain {explain!r}): give one")
     wanted = rule_id or explain
     if wanted is None:
-        print_report(rules_list(all_rules()))
+        print_report(rules_list((*all_rules(), *checkup_rules())))
         return
 
     from netdoctor.rules.fixes import FIXES
 
-    print_report(rule_explanation(get_rule(wanted), FIXES))
+    checkup_only = {r.id: r for r in checkup_rules()}
+    rule = checkup_only[wanted] if wanted in checkup_only else get_rule(wanted)
+    print_report(rule_explanation(rule, FIXES))

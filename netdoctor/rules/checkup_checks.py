@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netdoctor.diagnosis import Diagnosis, Fix, Severity
-from netdoctor.rules.base import RuleDoc, Threshold
+from netdoctor.rules.base import Rule, RuleDoc, Threshold
 from netdoctor.rules.double_softmax import ce_floor, fixes_for
 from netdoctor.rules.facts import fmt
 from netdoctor.rules.fixes import fix
@@ -114,6 +114,27 @@ CHECKS: dict[str, RuleDoc] = {
         ),
     )
 }
+
+
+def checkup_rules() -> tuple[Rule, ...]:
+    """The checkup's own checks as rules that ``netdoctor rules`` lists and explains.
+
+    They find nothing in a run log (the evidence exists only while the checkup trains its copy),
+    so their ``check`` returns nothing and they are not part of the rule engine's selection.
+    """
+    return (
+        Rule(
+            id=CANNOT_OVERFIT,
+            severity=Severity.WARNING,
+            title="The model cannot fit one batch (found by netdoctor.checkup)",
+            thresholds=THRESHOLDS,
+            fixes=("stable_loss", "check_targets", "normalize_inputs", "unfreeze_parameters",
+                   "break_symmetry", "raise_lr", "more_capacity"),
+            doc=CHECKS[CANNOT_OVERFIT],
+            check=lambda run, thresholds: [],
+        ),
+    )
+
 
 
 @dataclass(frozen=True, slots=True)
