@@ -319,6 +319,7 @@ def fake_rules(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRulesModule]:
     module.run_rules = run_rules  # type: ignore[attr-defined]
     module.get_rule = get_rule  # type: ignore[attr-defined]
     module.all_rules = lambda: FAKE_RULES  # type: ignore[attr-defined]
+    module.checkup_rules = lambda: ()  # type: ignore[attr-defined]
     module.fixes = fixes  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "netdoctor.rules", module)
     monkeypatch.setitem(sys.modules, "netdoctor.rules.fixes", fixes)

@@ -28,8 +28,7 @@ def rules_command(
     detects, why it matters, how to fix it, an example, its thresholds and its fixes.
     """
     from netdoctor.report.rule_docs import rule_explanation, rules_list
-    from netdoctor.rules import all_rules, get_rule
-    from netdoctor.rules.checkup_checks import checkup_rules
+    from netdoctor.rules import all_rules, checkup_rules, get_rule
 
     if rule_id is not None and explain is not None and rule_id != explain:
         fail(f"two rules asked for ({rule_id!r} and --explain {explain!r}): give one")

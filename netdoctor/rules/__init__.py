@@ -9,6 +9,14 @@ from netdoctor.rules.engine import run_rules
 from netdoctor.rules.fixes import FIXES, fix
 from netdoctor.rules.registry import Rule, RuleDoc, Threshold, all_rules, get_rule
 
+
+def checkup_rules() -> tuple[Rule, ...]:
+    """Checks only ``netdoctor.checkup`` can make (documented like rules, never run on a log)."""
+    from netdoctor.rules.checkup_checks import checkup_rules as rules
+
+    return rules()
+
+
 __all__ = [
     "FIXES",
     "Rule",
@@ -16,6 +24,7 @@ __all__ = [
     "RuleDoc",
     "Threshold",
     "all_rules",
+    "checkup_rules",
     "fix",
     "get_rule",
     "load_config",
