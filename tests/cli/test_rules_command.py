@@ -64,14 +64,3 @@ def test_two_different_ids_are_a_usage_error() -> None:
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1
 
-
-def test_checkup_only_checks_are_listed_and_explained():
-    from typer.testing import CliRunner
-
-    from netdoctor.cli.app import app
-
-    listing = CliRunner().invoke(app, ["rules"])
-    assert listing.exit_code == 0 and "cannot_overfit_batch" in listing.stdout
-    explained = CliRunner().invoke(app, ["rules", "cannot_overfit_batch"])
-    assert explained.exit_code == 0, explained.output
-    assert "one batch" in explained.stdout and "overfit_ratio" in explained.stdout
