@@ -1,6 +1,7 @@
 """``frozen_parameters``: trainable parameters that never change.
 
-Each parameter is put in the first of these that fits, and each group is one diagnosis:
+Each parameter is put in the first of these that fits, and each group is one diagnosis. Only
+the sampled steps before a NaN count (after it every statistic is meaningless):
 
 - ``not_in_optimizer`` (warning): trainable (requires_grad) but in none of the optimizer's
   param groups, and its weight never changed: a mistake, typically an optimizer built from part
@@ -15,7 +16,9 @@ Each parameter is put in the first of these that fits, and each group is one dia
   only zeros) when the optimizer steps, and nothing changes: the gradients are cleared
   between ``backward()`` and ``step()``, or the loss does not depend on the model. (Without
   the optimizer a run without gradients may be an evaluation loop: then it is left alone.)
-- ``zero_gradient`` (warning): it has a gradient, exactly zero on every sampled step, while
+- ``zero_gradient`` (warning): a weight matrix has a gradient, exactly zero on every sampled
+  step (a bias whose gradient is exactly zero cancels out of the loss, e.g. before batchnorm:
+  harmless, so left alone), while
   other parameters get non-zero ones, and it never changed: something between it and the loss
   has zero derivative (round, sign, argmax, a comparison). When the layer feeding it, or one
   after it, outputs exactly zero throughout (all its ReLUs dead, or zero-initialised weights),
@@ -42,6 +45,7 @@ from netdoctor.diagnosis import Diagnosis, Fix, Severity
 from netdoctor.rules.base import Rule, RuleDoc, Threshold
 from netdoctor.rules.dynamics import loss_progress
 from netdoctor.rules.fixes import fix
+from netdoctor.rules.onset import nonfinite_onset
 from netdoctor.rules.series import finite
 from netdoctor.runlog.run_data import ParamInfo, RunData
 from netdoctor.runlog.schema import ActStat, ParamStat
@@ -84,11 +88,14 @@ def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
 
 
 def _classify(run: RunData, th: Mapping[str, float]) -> dict[str, list[ParamInfo]]:
-    stats = run.param
+    onset = nonfinite_onset(run)  # after a NaN nothing a parameter does means anything
+    keep = run.sample_steps < (np.inf if onset is None else onset.step)
+    stats = run.param[keep]
     has = stats[:, :, ParamStat.HAS_GRAD] > 0.5
     grad = stats[:, :, ParamStat.GRAD_NORM].astype(np.float64)
     update = stats[:, :, ParamStat.UPDATE_NORM].astype(np.float64)
-    enough = run.sample_steps.size >= th["min_samples"]
+    weight = stats[:, :, ParamStat.WEIGHT_NORM].astype(np.float64)
+    enough = np.count_nonzero(keep) >= th["min_samples"]
     optimizer = isinstance(run.meta.get("optimizer"), dict)
     any_grad = bool(has.any())
     nonzero = bool(np.any(has & np.isfinite(grad) & (grad > 0)))
@@ -96,32 +103,34 @@ def _classify(run: RunData, th: Mapping[str, float]) -> dict[str, list[ParamInfo
     groups: dict[str, list[ParamInfo]] = {}
     for p in run.params:
         col = p.idx
+        unchanged = _unchanged(weight[:, col])
         kind = None
         if not p.trainable:
             kind = "requires_grad_off"
         elif not enough:
             continue
-        elif optimizer and not p.in_optimizer and _unchanged(run, p):
+        elif optimizer and not p.in_optimizer and unchanged:
             kind = "not_in_optimizer"
-        elif optimizer and not any_grad and _unchanged(run, p):
+        elif optimizer and not any_grad and unchanged:
             kind = "all_zero_gradients"  # zero_grad() between backward() and step()
         elif any_grad and not has[:, col].any():
             kind = "no_gradient"
-        elif _all_zero(grad[:, col], has[:, col]) and _unchanged(run, p):
+        elif _all_zero(grad[:, col], has[:, col]) and unchanged:
             if not nonzero:
                 kind = "all_zero_gradients"
-            elif _blocked(run, p.module) is None:  # else dead_relu's finding
+            elif len(p.shape) >= 2 and _blocked(run, p.module) is None:
+                # (a dead layer next to it is dead_relu's; a bias whose gradient is exactly 0
+                # cancels out of the loss, e.g. before a batchnorm, and is harmless)
                 kind = "zero_gradient"
-        elif zero_lr and _frozen_by_rate(grad[:, col], update[:, col]) and _unchanged(run, p):
+        elif zero_lr and _frozen_by_rate(grad[:, col], update[:, col]) and unchanged:
             kind = "zero_lr"
         if kind is not None:
             groups.setdefault(kind, []).append(p)
     return groups
 
 
-def _unchanged(run: RunData, p: ParamInfo) -> bool:
-    """Whether the weight's norm was the same on every sampled step (needs two)."""
-    norms = run.param_stat(ParamStat.WEIGHT_NORM)[:, p.idx].astype(np.float64)
+def _unchanged(norms: np.ndarray) -> bool:
+    """Whether a weight's norm was the same on every sampled step (needs two)."""
     norms = norms[np.isfinite(norms)]
     if norms.size < 2:
         return False

@@ -93,6 +93,13 @@ def test_an_exactly_zero_gradient_while_others_learn():
     assert "straight through" in d.fixes[0].text
 
 
+def test_a_vector_with_an_exactly_zero_gradient_cancels_out_and_is_harmless():
+    layers = [*mlp(3), Layer("shift", "Shift", "other", (32, 10), (10,))]  # e.g. before a BN
+    run = base(layers=layers)
+    run.param[:, col(run, "shift.weight"), ParamStat.GRAD_NORM] = 0
+    assert check(run) == []
+
+
 def test_a_zero_gradient_behind_a_layer_of_dead_units_is_dead_relus():
     run = base()
     for name in ("layers.0.weight", "layers.4.weight"):  # before it, and fed by it
