@@ -5,13 +5,15 @@ the share of its outputs within 0.5 % of the half-range from a bound, where the 
 below 1 % of its peak. A layer counts when at least half of its outputs sit there on most of
 the run's later samples; a run that went non-finite is judged up to that point. The model's own
 output activation (a final sigmoid for BCELoss, a tanh that makes pixels) is left out: reaching
-its bounds is what a confident model does. Which fix leads depends on the cause the log shows:
-raw inputs, saturation from the first step (weights too large for tanh/sigmoid), or saturation
-that set in right after large updates.
+its bounds is what a confident model does. One module used after several layers pools its
+calls, so its first call is also estimated from the pre-activations that feed it. Which fix
+leads depends on the cause the log shows: raw inputs, saturation from the first step (weights
+too large for tanh/sigmoid), or saturation that set in right after large updates.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +36,39 @@ from netdoctor.runlog.run_data import RunData, SiteInfo
 from netdoctor.runlog.schema import ActStat
 
 RULE_ID = "saturated_activations"
+#: The capture side counts an output as saturated within 0.5 % of the half-range from a bound
+#: (capture.sites.SATURATION_MARGIN): for these activations, beyond this |pre-activation|.
+SATURATING_INPUT = {"Tanh": math.atanh(0.995), "Sigmoid": math.log(0.9975 / 0.0025)}
+
+
+def _tail(mean: float, std: float, bound: float) -> float:
+    """P(|z| ≥ bound) for z ~ N(mean, std²): the saturated share the pre-activations imply."""
+    if not (math.isfinite(mean) and math.isfinite(std)) or std <= 0:
+        return math.nan
+    below = 0.5 * math.erfc((bound + mean) / (std * math.sqrt(2)))  # z ≤ -bound
+    above = 0.5 * math.erfc((bound - mean) / (std * math.sqrt(2)))  # z ≥ bound
+    return below + above
+
+
+def saturated_fraction(run: RunData, site: SiteInfo) -> tuple[np.ndarray, bool]:
+    """Per-sample saturated share of ``site``; and whether it is partly estimated.
+
+    A module used more than once per step (one ``self.act = nn.Tanh()`` after every layer) has
+    its calls pooled: a first layer pinned at ±1 and a healthy second one read as 50 %. For
+    Tanh and Sigmoid its first call is then also estimated from the layer that feeds it (its
+    pre-activations' mean and std, taken as Gaussian), and the larger of the two counts.
+    """
+    measured = run.act[:, site.idx, ActStat.SAT_FRAC].astype(np.float64)
+    calls = run.act[:, site.idx, ActStat.CALLS]
+    bound = SATURATING_INPUT.get(site.module_type)
+    before = layer_before(run, site)
+    shared = calls.size > 0 and float(np.nanmedian(calls)) > 1
+    if not shared or bound is None or before is None:
+        return measured, False
+    pre = run.act[:, before.idx, :].astype(np.float64)
+    means, stds = pre[:, ActStat.MEAN], pre[:, ActStat.STD]
+    estimate = np.array([_tail(m, sd, bound) for m, sd in zip(means, stds, strict=True)])
+    return np.fmax(measured, estimate), True
 
 
 def bounded_sites(run: RunData) -> list[SiteInfo]:
@@ -48,13 +83,16 @@ def bounded_sites(run: RunData) -> list[SiteInfo]:
 def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
     if run.n_steps < MIN_STEPS:
         return []
-    sat = run.act_stat(ActStat.SAT_FRAC)
     rows = usable_rows(run)
     found: list[tuple[SiteInfo, Persistence]] = []
+    estimated: set[int] = set()
     for site in bounded_sites(run):
+        values, partly = saturated_fraction(run, site)
+        if partly:
+            estimated.add(site.idx)
         held = persistence(
             run,
-            sat[:, site.idx],
+            values,
             th["saturated_fraction"],
             th["min_share"],
             th["min_samples"],
@@ -84,6 +122,7 @@ def check(run: RunData, th: Mapping[str, float]) -> list[Diagnosis]:
         "saturated_layers": {s.module: h.level for s, h in found},
         "from_start": from_start,
         "input_rms": scale,
+        "shared_module": site.idx in estimated,
     }
     if before is not None:
         pre = run.act[:, before.idx, ActStat.STD].astype(np.float64)
@@ -180,6 +219,8 @@ RULE = Rule(
         what=(
             "A sigmoid, tanh or other bounded activation (not the model's output) with at least "
             "half of its outputs pinned at its bounds on most of the run's later sampled steps. "
+            "A Tanh/Sigmoid module shared by several layers is also judged on its first call, "
+            "estimated from the pre-activations that feed it. "
             "Reports the earliest such layer, since when, how saturated it was at the start, "
             "and the input scale and largest update before it saturated."
         ),

@@ -74,6 +74,23 @@ def test_the_models_own_output_activation_may_saturate():
     assert check(run) == []
 
 
+def test_a_shared_module_is_judged_on_its_first_call_too():
+    # one nn.Tanh after both layers: the first call pinned at ±1, the second fine, pooled 50/50
+    layers = [Layer("fc1", weight=(32, 5)), act("act", "Tanh", "bounded"), *mlp(2)]
+    run = make_run(noisy_decay(N), layers=layers)
+    set_stat(run, "act", ActStat.CALLS, 2)
+    set_stat(run, "act", ActStat.SAT_FRAC, 0.499)
+    set_stat(run, "fc1", ActStat.STD, 400.0)  # what the first call was fed
+    (d,) = check(run)
+    assert d.layer == "act" and d.evidence["shared_module"] is True
+    assert d.evidence["saturated_fraction"] > 0.99
+    set_stat(run, "fc1", ActStat.STD, 1.0)  # fed in range: the pooled share stands, under half
+    assert check(run) == []
+    set_stat(run, "act", ActStat.CALLS, 1)  # one call: the measured share is the truth
+    set_stat(run, "fc1", ActStat.STD, 400.0)
+    assert check(run) == []
+
+
 def test_blips_low_fractions_and_thresholds():
     blip = np.zeros(M)
     blip[[11, 14, 17]] = 0.9
