@@ -56,7 +56,7 @@ def train(log: Path) -> list:
         opt, lambda s: min((s + 1) / warmup, (warmup / (s + 1)) ** 0.5))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.1)
     monitor = netdoctor.watch(model, opt, log=log)
-    for it in range(1, 401):
+    for it in range(1, 301):
         model.train()
         x, y = sample(64, gen)
         loss = loss_fn(model(x), y)
@@ -65,7 +65,7 @@ def train(log: Path) -> list:
         opt.step()
         sched.step()
         monitor.step(loss.detach())
-        if it % 80 == 0:
+        if it % 60 == 0:
             model.eval()
             with torch.no_grad():
                 out = model(val_x)
