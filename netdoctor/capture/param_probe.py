@@ -10,6 +10,7 @@ non-finite parameter come from it); weight norms and update norms only on sample
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -64,8 +65,10 @@ def _unit_spread(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     rows = weight.reshape(weight.shape[0], -1).to(dtype)
     scale = rows.square().mean().sqrt()
     spread = (rows - rows.mean(dim=0)).square().mean().sqrt()
-    # all-zero weights are perfectly symmetric: 0, not 0/0
-    return torch.where(scale > 0, spread / scale.clamp_min(torch.finfo(dtype).tiny), 0.0)
+    ratio = spread / scale.clamp_min(torch.finfo(dtype).tiny)
+    # all-zero weights are perfectly symmetric: 0, not 0/0; NaN/Inf weights say nothing: NaN
+    return torch.where(scale == 0, torch.zeros_like(ratio),
+                       torch.where(torch.isfinite(scale), ratio, torch.full_like(ratio, math.nan)))
 
 
 class ParamProbe:

@@ -144,3 +144,13 @@ def test_unit_spread_is_zero_for_identical_units_and_near_one_for_random_init(tm
     assert spread["2.weight"] == pytest.approx(0.0, abs=1e-6)
     assert spread["4.weight"] == 0.0
     assert math.isnan(spread["0.bias"])
+
+
+def test_unit_spread_of_non_finite_weights_is_unknown_not_symmetric():
+    from netdoctor.capture.param_probe import _unit_spread
+
+    weights = torch.randn(6, 4)
+    weights[2, 1] = float("nan")
+    assert math.isnan(float(_unit_spread(weights, torch.float64)))
+    weights[2, 1] = float("inf")
+    assert math.isnan(float(_unit_spread(weights, torch.float64)))
