@@ -104,13 +104,22 @@ def recipe_cases() -> list[Case]:
 
 
 def loop_cases(directory: Path = LABELLED) -> list[Case]:
+    """Every labelled loop; one that does not import becomes a case that fails with its error."""
     cases = []
     for path in sorted(directory.glob("*.py")):
-        spec = importlib.util.spec_from_file_location(f"labelled_{path.stem}", path)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        cases.append(Case(path.stem, "loop", frozenset(module.EXPECT), module.train))
+        try:
+            spec = importlib.util.spec_from_file_location(f"labelled_{path.stem}", path)
+            assert spec and spec.loader
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            cases.append(Case(path.stem, "loop", frozenset(module.EXPECT), module.train))
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}"
+
+            def broken(log: Path, message: str = message) -> Sequence[object]:
+                raise RuntimeError(f"cannot load the loop ({message})")
+
+            cases.append(Case(path.stem, "loop", frozenset(), broken))
     return cases
 
 
@@ -176,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-recipes", action="store_true")
     parser.add_argument("--no-loops", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep-logs", type=Path, metavar="DIR",
+                        help="write the run logs here (to inspect a miss) instead of a temp dir")
     parser.add_argument("--min-precision", type=float, default=0.0)
     parser.add_argument("--min-recall", type=float, default=0.0)
     args = parser.parse_args(argv)
@@ -186,8 +197,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     cases = ([] if args.no_recipes else recipe_cases()) + ([] if args.no_loops else loop_cases())
     if args.only:
         cases = [c for c in cases if c.name in set(args.only)]
-    with tempfile.TemporaryDirectory() as tmp:
-        outcomes = evaluate(cases, Path(tmp), progress=lambda o: print(_line(o), flush=True))
+    def show(outcome: Outcome) -> None:
+        print(_line(outcome), flush=True)
+
+    if args.keep_logs:
+        args.keep_logs.mkdir(parents=True, exist_ok=True)
+        outcomes = evaluate(cases, args.keep_logs, progress=show)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            outcomes = evaluate(cases, Path(tmp), progress=show)
     result = summary(outcomes)
     print()
     print(f"{'rule':28} {'tp':>3} {'fp':>3} {'fn':>3} {'precision':>9} {'recall':>6}")
