@@ -4,9 +4,8 @@ The app holds the bindings, switches screens and starts the workers: a poller th
 log at a bounded rate (only when following or training), and, for a live run, the training
 itself in a thread. Both reach the UI through messages only (``netdoctor.tui.messages``).
 
-Polling costs the training process CPU time (the GIL), so the poller spaces its reads by at
-least ``POLL_DUTY`` times the last read's cost: a large log is read less often, training keeps
-its pace.
+Refreshing the panels costs the training process CPU time (and the GIL), so refreshes are
+spaced by a CPU budget (``netdoctor.tui.refresh_budget``): at most 5 Hz, less when they cost.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from netdoctor.tui.health import HealthBands
 from netdoctor.tui.live import LiveSource
 from netdoctor.tui.log_poller import Diagnose, LogPoller, Snapshot, rule_engine
 from netdoctor.tui.messages import LogRead, LogUnreadable, TrainingEnded, TrainingProgress
+from netdoctor.tui.refresh_budget import RefreshBudget
 from netdoctor.tui.screens.compare_screen import CompareScreen
 from netdoctor.tui.screens.help_screen import HelpScreen
 from netdoctor.tui.screens.main_screen import MainScreen
@@ -34,10 +34,13 @@ from netdoctor.tui.screens.main_screen import MainScreen
 if TYPE_CHECKING:  # pragma: no cover
     from netdoctor.rules import RuleConfig
 
-#: Re-read the log at most this often (seconds): 4 Hz is live enough to watch a loss fall.
-POLL_INTERVAL = 0.25
-#: ... and wait at least this many times as long as the last read took (read cost <= 10 %).
-POLL_DUTY = 10.0
+#: Re-read the log at most this often (seconds): 5 Hz is live enough to watch a loss fall.
+POLL_INTERVAL = 0.2
+#: Share of one core the UI may use while it follows a log or a run (see RefreshBudget).
+UI_SHARE = 0.05
+#: While a run is written, the rules run again at most this often (seconds); the panels follow
+#: the log at the poll rate. Diagnoses a second late cost nothing; rules at 4 Hz cost training.
+RULES_EVERY = 1.0
 LIVE_ONLY = {"pause", "stop", "fix"}
 
 
@@ -63,6 +66,7 @@ class NetdoctorApp(App[None]):
         live: LiveSource | None = None,
         name: str | None = None,
         poll_interval: float = POLL_INTERVAL,
+        ui_share: float = UI_SHARE,
         diagnose: Diagnose | None = None,
     ) -> None:
         super().__init__()
@@ -75,9 +79,10 @@ class NetdoctorApp(App[None]):
         self.poll_interval = poll_interval
         source_log = live.log if live is not None else log
         assert source_log is not None
-        self.poller = LogPoller(source_log, self.diagnose, first)
+        self.poller = LogPoller(source_log, self.diagnose, first, RULES_EVERY)
         self.main = MainScreen(self.diagnose, HealthBands.from_rules(settings),
                                name=live.name if live else name)
+        self.main.spent = self._worker_cpu
         self.training = False
         self.paused = False
         self.label = live.name if live is not None else ""
@@ -85,7 +90,7 @@ class NetdoctorApp(App[None]):
         self._pending_fix: tuple[LiveSource, str] | None = None
         self._compare_fix: str | None = None
         self._log_ready = live is None
-        self._next_poll = 0.0
+        self.budget = RefreshBudget(share=ui_share, min_interval=poll_interval)
         self._polling = False
         self._log_error = False  # the banner shows a log read error (cleared by a good read)
 
@@ -105,7 +110,7 @@ class NetdoctorApp(App[None]):
         self.live, self.training, self.paused, self._log_ready = source, True, False, False
         # what the header and the comparison call this run: the recipe, then the fixes applied
         self.label = source.name if fix_id is None else f"{self.label} + {fix_id}"
-        self.poller = LogPoller(source.log, self.diagnose)
+        self.poller = LogPoller(source.log, self.diagnose, rules_every=RULES_EVERY)
         self.main.start_run(self.label)
         self.run_worker(partial(self._train, source), thread=True, group="train",
                         name="train", description=f"training {source.name}", exit_on_error=False)
@@ -124,27 +129,31 @@ class NetdoctorApp(App[None]):
 
     # ---- polling -----------------------------------------------------------------------------
     def _tick(self) -> None:
-        if self._polling or not self._log_ready or time.monotonic() < self._next_poll:
+        if self._polling or not self._log_ready or not self.budget.ready():
             return
         if not self.training and self.poller.done and self.live is None:
             return  # a followed log whose writer is done: nothing more will come
         self._poll_now()
 
+    def _worker_cpu(self, seconds: float) -> None:
+        self.budget.add_worker_cpu(seconds)
+
     def _poll_now(self) -> None:
         self._polling = True
+        self.budget.started()
         self.run_worker(self._poll, thread=True, group="poll", name="poll",
                         description=f"reading {self.poller.path}", exit_on_error=False)
 
     def _poll(self) -> float:
-        """Worker thread: read the log; returns how long that took (for the spacing)."""
-        started = time.monotonic()
+        """Worker thread: read the log; returns the CPU time that took (for the budget)."""
+        started = time.thread_time()
         try:
             snapshot = self.poller.poll()
         except RunLogError as exc:
             self.post_message(LogUnreadable(f"error: {exc}"))
         else:
             self.post_message(LogRead(snapshot))
-        return time.monotonic() - started
+        return time.thread_time() - started
 
     @on(Worker.StateChanged)
     def _worker_done(self, event: Worker.StateChanged) -> None:
@@ -152,8 +161,8 @@ class NetdoctorApp(App[None]):
         if worker.group != "poll" or event.state not in (WorkerState.SUCCESS, WorkerState.ERROR):
             return
         self._polling = False
-        cost = worker.result if isinstance(worker.result, float) else self.poll_interval
-        self._next_poll = time.monotonic() + max(POLL_DUTY * cost - self.poll_interval, 0.0)
+        if isinstance(worker.result, float):
+            self.budget.add_worker_cpu(worker.result)
         if event.state is WorkerState.ERROR:  # a bug while reading: say so, keep running
             self.main.show_error(f"error: reading the log failed: {one_line(str(worker.error))}")
 

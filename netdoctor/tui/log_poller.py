@@ -7,6 +7,8 @@ replaced it. Errors are the reader's one-line ``RunLogError``; the caller decide
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,19 +58,47 @@ def moved(before: RunData, after: RunData) -> bool:
 
 
 class LogPoller:
-    """Holds the last snapshot of one log; ``poll`` returns a new one only when it moved."""
+    """Holds the last snapshot of one log; ``poll`` returns a new one only when it moved.
 
-    def __init__(self, path: Path, diagnose: Diagnose, first: Snapshot | None = None) -> None:
+    The rules run again at most every ``rules_every`` seconds while the writer is at work (a
+    growing log moves at every flush; diagnoses need not follow each one), and always once the
+    run has ended, replaced the log, or is read for the first time.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        diagnose: Diagnose,
+        first: Snapshot | None = None,
+        rules_every: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = Path(path)
         self.diagnose = diagnose
         self.latest = first
+        self.rules_every = rules_every
+        self.clock = clock
+        self._rules_at = -math.inf
 
     def poll(self) -> Snapshot | None:
         """A fresh snapshot, or None when nothing changed; RunLogError when unreadable."""
         run = open_run(self.path)
-        if self.latest is not None and not moved(self.latest.run, run):
+        before = self.latest
+        if before is not None and not moved(before.run, run):
             return None
-        self.latest = Snapshot(run, tuple(self.diagnose(run)))
+        now = self.clock()
+        fresh = (
+            before is None
+            or now - self._rules_at >= self.rules_every
+            or run.finished
+            or not run.writer_alive
+            or run.meta.get("created_at") != before.run.meta.get("created_at")
+        )
+        if fresh:
+            self.latest = Snapshot(run, tuple(self.diagnose(run)))
+            self._rules_at = now
+        else:  # the new data with the diagnoses of a moment ago
+            self.latest = Snapshot(run, before.diagnoses)
         return self.latest
 
     @property

@@ -38,10 +38,11 @@ class LogUnreadable(Message):
 class ViewReady(Message):
     """A view computed off the UI thread, for the snapshot and cursor it was asked for."""
 
-    def __init__(self, view: RunView, request: int) -> None:
+    def __init__(self, view: RunView, request: int, cpu_s: float = 0.0) -> None:
         super().__init__()
         self.view = view
         self.request = request
+        self.cpu_s = cpu_s  # CPU time the worker spent on it
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, ViewReady)

@@ -67,10 +67,13 @@ def app_on(path: Path, **options: object) -> NetdoctorApp:
     return NetdoctorApp(path, first=first, diagnose=fixed_rules, **options)  # type: ignore[arg-type]
 
 
+#: Tests read the log as fast as it moves (the CPU budget is tested on its own).
+FAST = {"poll_interval": 0.05, "ui_share": 1.0}
+
+
 def live_app(source: FakeLive, **options: object) -> NetdoctorApp:
     """The live app on a fake source, polling fast, with fixed diagnoses."""
-    return NetdoctorApp(live=source, poll_interval=0.05, diagnose=fixed_rules,  # type: ignore[arg-type]
-                        **options)
+    return NetdoctorApp(live=source, diagnose=fixed_rules, **FAST, **options)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -120,6 +123,7 @@ class FakeLive:
     delay: float = 0.02
     crash_at: int | None = None
     stop_delay: float = 0.0  # a trainer finishes its step (and closes its log) before it stops
+    fixed_steps: int = 80  # how long the re-run with a fix trains
     patches: tuple[str, ...] = ("lower_lr", "grad_clipping")
     fixes: tuple[str, ...] = ()
     progress_sent: list[LiveProgress] = field(default_factory=list)
@@ -183,7 +187,7 @@ class FakeLive:
         if fix_id not in self.patches:
             raise ConfigError(f"fake.toml: fix {fix_id} changes nothing in this recipe")
         log = self.log.with_name(f"{self.log.stem}.{fix_id}.sqlite")
-        return FakeLive(log, "healthy", steps=self.steps, chunk=self.chunk, delay=self.delay,
+        return FakeLive(log, "healthy", steps=self.fixed_steps, chunk=self.chunk, delay=self.delay,
                         patches=self.patches, fixes=(*self.fixes, fix_id))
 
 

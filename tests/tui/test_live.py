@@ -13,7 +13,7 @@ from netdoctor.tui.app import NetdoctorApp
 from netdoctor.tui.log_poller import Snapshot
 from netdoctor.tui.screens.compare_screen import CompareScreen
 from netdoctor.tui.screens.main_screen import MainScreen
-from tests.tui.conftest import live_app, screen_text, settle, until_trained, wait_for
+from tests.tui.conftest import FAST, live_app, screen_text, settle, until_trained, wait_for
 from tests.tui.runs import RunWriter, fixed_rules
 
 
@@ -46,7 +46,7 @@ async def test_progress_pause_resume_and_stop(fake_live) -> None:  # type: ignor
 
 
 async def test_fix_during_a_run_stops_it_reruns_and_compares(fake_live) -> None:  # type: ignore[no-untyped-def]
-    source = fake_live(steps=200, delay=0.02)
+    source = fake_live(steps=4000, delay=0.02)
     app = live_app(source)
     async with app.run_test(size=(100, 30)) as pilot:
         # wait until the explosion is on screen, then act on it while the run goes on
@@ -120,7 +120,7 @@ async def test_follow_tails_a_growing_log(tmp_path: Path) -> None:
     writer.write(8)
     run = open_run(path)
     app = NetdoctorApp(path, first=Snapshot(run, tuple(fixed_rules(run))), follow=True,
-                       poll_interval=0.05, diagnose=fixed_rules)
+                       diagnose=fixed_rules, **FAST)
     done = threading.Event()
 
     def grow() -> None:
@@ -148,7 +148,7 @@ async def test_follow_survives_a_log_that_disappears(tmp_path: Path) -> None:
     writer = RunWriter(path, "healthy", live=True)
     writer.write(8)
     app = NetdoctorApp(path, first=Snapshot(open_run(path), ()), follow=True,
-                       poll_interval=0.05, diagnose=fixed_rules)
+                       diagnose=fixed_rules, **FAST)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot, app)
         path.unlink()  # while its writer still runs

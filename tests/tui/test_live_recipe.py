@@ -10,7 +10,7 @@ import pytest
 
 from netdoctor.runlog import open_run
 from netdoctor.tui.app import NetdoctorApp
-from tests.tui.conftest import screen_text, until_trained, wait_for
+from tests.tui.conftest import FAST, screen_text, until_trained, wait_for
 
 pytest.importorskip("torch")
 
@@ -21,7 +21,7 @@ async def test_pause_and_stop_a_real_run(tmp_path: Path) -> None:
 
     recipe = load_recipe("healthy_mlp", ["data.samples=300", "model.width=16", "train.epochs=1000"])
     source = RecipeSource(recipe, tmp_path / "real.sqlite", max_steps=5000)
-    app = NetdoctorApp(live=source, poll_interval=0.05)
+    app = NetdoctorApp(live=source, **FAST)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.main.progress is not None, timeout=60)
         await pilot.press("p")

@@ -198,3 +198,28 @@ def test_help_lists_every_key_the_app_binds() -> None:
     for binding in [*NetdoctorApp.BINDINGS, *MainScreen.BINDINGS]:
         key = binding.key  # type: ignore[union-attr]
         assert names.get(key, key) in documented, key
+
+
+def test_refresh_budget_spaces_costly_refreshes() -> None:
+    from netdoctor.tui.refresh_budget import RefreshBudget
+
+    now, cpu = [0.0], [0.0]
+    budget = RefreshBudget(share=0.1, min_interval=0.2, max_interval=5.0,
+                           clock=lambda: now[0], cpu=lambda: cpu[0])
+    assert budget.ready()
+    budget.started()
+    now[0], cpu[0] = 0.1, 0.001
+    assert not budget.ready()  # the top rate: 5 Hz
+    now[0] = 0.2
+    assert budget.ready()  # a cheap refresh: at once
+    budget.started()
+    cpu[0] += 0.05  # drawing took 50 ms of the UI thread
+    budget.add_worker_cpu(0.05)  # and 50 ms of workers: 100 ms in all
+    now[0] = 0.9
+    assert not budget.ready()  # 100 ms is 10 % of 1 s: not before 1.2 s
+    now[0] = 1.21
+    assert budget.ready()
+    budget.started()
+    cpu[0] += 10.0  # something enormous
+    now[0] = 1.21 + 5.0
+    assert budget.ready()  # the panels never freeze longer than max_interval

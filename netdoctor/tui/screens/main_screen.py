@@ -7,6 +7,8 @@ the UI thread (a replay re-runs the rules on the run cut at the cursor) and come
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from functools import partial
 from typing import ClassVar
 
@@ -41,6 +43,8 @@ WIDE = (120, 32)
 #: large one.
 HEAT_ROWS = 6
 HEAT_SHARE = 0.35
+#: Live progress redraws the header at most this often (seconds).
+HEADER_INTERVAL_S = 0.25
 #: A held ``[`` moves the cursor many times a second; the panels (and the rules on the cut run)
 #: are recomputed once it rests this long.
 SCRUB_SETTLE_S = 0.08
@@ -76,6 +80,10 @@ class MainScreen(Screen[None]):
         self.error: str | None = None
         self._request = 0
         self._scrub_timer: Timer | None = None
+        self._header_timer: Timer | None = None
+        self._header_at = 0.0
+        #: told the CPU time each view took to build (the app's refresh budget counts it)
+        self.spent: Callable[[float], None] = lambda seconds: None
 
     def compose(self) -> ComposeResult:
         yield RunHeader(id="header")
@@ -125,7 +133,16 @@ class MainScreen(Screen[None]):
             self._update_header()
 
     def show_progress(self, progress: LiveProgress | None) -> None:
+        """The trainer's progress (up to 10 a second): the header redraws at most 4 times a
+        second, each redraw taking the GIL from training."""
         self.progress = progress
+        if progress is None or time.monotonic() - self._header_at >= HEADER_INTERVAL_S:
+            self._update_header()
+        elif self._header_timer is None:
+            self._header_timer = self.set_timer(HEADER_INTERVAL_S, self._deferred_header)
+
+    def _deferred_header(self) -> None:
+        self._header_timer = None
         self._update_header()
 
     def set_run_state(self, *, paused: bool | None = None, stopping: bool | None = None) -> None:
@@ -163,6 +180,7 @@ class MainScreen(Screen[None]):
 
     def _compute(self, snapshot: Snapshot, cursor: int | None, request: int) -> None:
         """Worker thread: cut the run at the cursor, diagnose the cut, build the view."""
+        started = time.thread_time()
         run, diagnoses = snapshot.run, snapshot.diagnoses
         x_range = None
         if run.n_steps:
@@ -174,10 +192,11 @@ class MainScreen(Screen[None]):
         view = build_view(run, diagnoses, bands=self.bands, cursor=cursor, x_range=x_range,
                           name=self.run_name)
         if not get_current_worker().is_cancelled:
-            self.post_message(ViewReady(view, request))
+            self.post_message(ViewReady(view, request, time.thread_time() - started))
 
     @on(ViewReady)
     def _apply(self, message: ViewReady) -> None:
+        self.spent(message.cpu_s)
         if message.request != self._request or not self._showing:
             return  # computed for a cursor or snapshot that has moved on
         view = self.view = message.view
@@ -205,6 +224,7 @@ class MainScreen(Screen[None]):
         header = self.query_one(RunHeader)
         if self.view is None or self.snapshot is None:
             return
+        self._header_at = time.monotonic()
         run = self.snapshot.run
         header.state = HeaderState(
             facts=self.view.header,

@@ -52,6 +52,7 @@ class DiagnosesPanel(Themed, Vertical):
         super().__init__(id=id)
         self.diagnoses: tuple[Diagnosis, ...] = ()
         self._keys: tuple[str, ...] = ()
+        self._described: tuple[object, ...] | None = None
 
     def compose(self) -> ComposeResult:
         table: DataTable[Text] = DataTable(id="diagnosis-table", cursor_type="row")
@@ -74,43 +75,58 @@ class DiagnosesPanel(Themed, Vertical):
         return self.diagnoses[min(table.cursor_row, len(self.diagnoses) - 1)]
 
     def show(self, diagnoses: Sequence[Diagnosis], force: bool = False) -> None:
-        if not force and self.is_mounted and _same(diagnoses, self.diagnoses) and self._keys:
-            return  # a live refresh that found nothing new: keep the reader's place
+        """Show these diagnoses; the same findings as before (a live refresh) keep the cursor
+        and the scroll and redraw only what changed."""
+        if not force and self._keys and _same(diagnoses, self.diagnoses):
+            return
+        keys = tuple(diagnosis_key(d) for d in diagnoses)
         previous = self.selected
         self.diagnoses = tuple(diagnoses)
-        keys = tuple(diagnosis_key(d) for d in self.diagnoses)
         table = self.query_one(DataTable)
-        table.clear()
-        p = self.palette
-        for number, d in enumerate(self.diagnoses, start=1):
-            style = p.severity(d.severity)
-            table.add_row(
-                Text(str(number), style=style),
-                Text.assemble((f"{SEVERITY_GLYPH[d.severity]} ", style), (d.rule, "bold")),
-                Text("—" if d.step is None else str(d.step), justify="right"),
-                Text(d.layer or "—"),
-                key=keys[number - 1],
-            )
-        if previous is not None and diagnosis_key(previous) in keys:
-            table.move_cursor(row=keys.index(diagnosis_key(previous)), animate=False)
-        self._keys = keys
-        self._describe()
+        rows = [self._cells(number, d) for number, d in enumerate(self.diagnoses, start=1)]
+        if not force and keys == self._keys:
+            for key, cells in zip(keys, rows, strict=True):
+                for column, cell in zip(COLUMNS, cells, strict=True):
+                    table.update_cell(key, column, cell)
+            self._describe()
+        else:
+            table.clear()
+            for key, cells in zip(keys, rows, strict=True):
+                table.add_row(*cells, key=key)
+            if previous is not None and diagnosis_key(previous) in keys:
+                table.move_cursor(row=keys.index(diagnosis_key(previous)), animate=False)
+            self._keys = keys
+            self._describe(force=True)
         counts = {s: sum(d.severity is s for d in self.diagnoses) for s in Severity}
         tally = ", ".join(f"{n} {s.value}{'s' if n != 1 else ''}" for s, n in counts.items() if n)
         self.border_title = f"Diagnoses ({tally})" if tally else "Diagnoses"
 
+    def _cells(self, number: int, d: Diagnosis) -> list[Text]:
+        style = self.palette.severity(d.severity)
+        return [
+            Text(str(number), style=style),
+            Text.assemble((f"{SEVERITY_GLYPH[d.severity]} ", style), (d.rule, "bold")),
+            Text("—" if d.step is None else str(d.step), justify="right"),
+            Text(d.layer or "—"),
+        ]
+
     def theme_changed(self) -> None:
         self.show(self.diagnoses, force=True)
 
-    def _describe(self) -> None:
-        text = self.query_one("#diagnosis-text", Static)
+    def _describe(self, force: bool = False) -> None:
+        """The selected diagnosis in full below the list (redrawn only when it changed)."""
         chosen = self.selected
-        if chosen is None:
-            message = "No problems found: no rule fired on this run." if not self.diagnoses \
-                else ""
-            text.update(Text(message, style=self.palette.ok))
-        else:
-            text.update(diagnosis_view(chosen))
+        shown = None if chosen is None else (chosen.rule, chosen.step, chosen.layer,
+                                             chosen.message, repr(chosen.evidence))
+        if force or shown != self._described:
+            text = self.query_one("#diagnosis-text", Static)
+            if chosen is None:
+                message = "No problems found: no rule fired on this run." \
+                    if not self.diagnoses else ""
+                text.update(Text(message, style=self.palette.ok))
+            else:
+                text.update(diagnosis_view(chosen))
+            self._described = shown
         self.post_message(self.Highlighted(chosen))
 
     @on(DataTable.RowHighlighted, "#diagnosis-table")

@@ -79,6 +79,10 @@ def flagged(layer: LayerView) -> frozenset[str]:
     return frozenset(found)
 
 
+def _same_cell(a: Text, b: Text) -> bool:
+    return a.plain == b.plain and a.style == b.style and a.spans == b.spans
+
+
 def _all_nan(values: np.ndarray) -> bool:
     return bool(np.isnan(values).all())
 
@@ -119,6 +123,7 @@ class LayersPanel(Themed, Vertical):
         self.x_range: tuple[float, float] | None = None
         self.filter_text = ""
         self._shown_keys: tuple[str, ...] = ()
+        self._cells: dict[str, list[Text]] = {}  # what each shown row holds now
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter layers: name, type, health…", id="layer-filter")
@@ -223,8 +228,11 @@ class LayersPanel(Themed, Vertical):
             if current in keys:
                 table.move_cursor(row=keys.index(current), animate=False)
             self._shown_keys = keys
-        else:
+        else:  # same rows: touch only the cells that changed (each update redraws the row)
             for key, cells in zip(keys, rows, strict=True):
-                for column, cell in zip(COLUMNS, cells, strict=True):
-                    table.update_cell(key, column, cell)
+                before = self._cells.get(key, ())
+                for i, (column, cell) in enumerate(zip(COLUMNS, cells, strict=True)):
+                    if i >= len(before) or not _same_cell(before[i], cell):
+                        table.update_cell(key, column, cell)
+        self._cells = dict(zip(keys, rows, strict=True))
         self._retitle()
