@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from netdoctor.capture.tensors import to_device
 from netdoctor.diagnosis import Diagnosis
 from netdoctor.gate import FailOn
 from netdoctor.report.plain import headline, top_fix
@@ -106,7 +107,7 @@ def _diagnose(model: nn.Module, loader: Iterable[Any], loss_fn: Callable[[Any, A
                 if not first:
                     first.append((x, y))
                 optimizer.zero_grad()
-                loss = loss_fn(model(_to(x, device)), _to(y, device))
+                loss = loss_fn(model(to_device(x, device)), to_device(y, device))
                 loss.backward()
                 optimizer.step()
                 monitor.step(loss)
@@ -164,17 +165,6 @@ def _pair(batch: Any) -> tuple[Any, Any]:
         return batch[0], batch[1]
     raise TypeError(f"assert_healthy: the loader must yield (x, y) pairs, got "
                     f"{type(batch).__name__}")
-
-
-def _to(value: Any, device: torch.device) -> Any:
-    """Tensors (also inside tuples, lists and dicts) on ``device``; anything else as it is."""
-    if isinstance(value, torch.Tensor):
-        return value if value.device == device else value.to(device)
-    if isinstance(value, (tuple, list)):
-        return type(value)(_to(v, device) for v in value)
-    if isinstance(value, dict):
-        return {k: _to(v, device) for k, v in value.items()}
-    return value
 
 
 def _fail_on(value: Any) -> FailOn:

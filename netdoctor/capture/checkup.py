@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from netdoctor.capture.tensors import to_device
 from netdoctor.capture.watch import _ATTACHED, _unwrap, watch
 from netdoctor.diagnosis import Diagnosis, Severity
 from netdoctor.rules.checkup_checks import (
@@ -136,8 +137,9 @@ def checkup(
         raise ValueError("checkup: the model has no trainable parameters")
     device = next(source.parameters()).device
     parts = _split(batch)
-    parts = dataclasses.replace(parts, args=_to(parts.args, device),
-                                kwargs=_to(parts.kwargs, device), target=_to(parts.target, device))
+    parts = dataclasses.replace(parts, args=to_device(parts.args, device),
+                                kwargs=to_device(parts.kwargs, device),
+                                target=to_device(parts.target, device))
     with _rng_kept():
         torch.manual_seed(0)  # the same findings on every call
         if log is not None:
@@ -183,17 +185,6 @@ def _split(batch: Any) -> _Batch:
         return _Batch((batch[0],), {}, batch[1])
     raise TypeError(f"checkup: batch must be an (x, y) pair or a dict with targets, got "
                     f"{type(batch).__name__}")
-
-
-def _to(value: Any, device: torch.device) -> Any:
-    """Tensors (also inside tuples, lists and dicts) on ``device``; anything else as it is."""
-    if isinstance(value, torch.Tensor):
-        return value if value.device == device else value.to(device)
-    if isinstance(value, (tuple, list)):
-        return type(value)(_to(v, device) for v in value)
-    if isinstance(value, dict):
-        return {k: _to(v, device) for k, v in value.items()}
-    return value
 
 
 # ---- copy and random state --------------------------------------------------------------------
