@@ -153,7 +153,7 @@ class Handle:
     def _unscale_gradients(self, original: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         result = original(*args, **kwargs)
         monitor = self._open()
-        if monitor is not None:
+        if isinstance(monitor, Monitor):  # a QuietMonitor (another process) reads nothing
             monitor.read_gradients()
         return result
 

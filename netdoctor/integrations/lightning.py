@@ -131,7 +131,7 @@ class NetdoctorCallback(*_callback_bases()):  # type: ignore[misc]
         if self.from_env and any(isinstance(cb, NetdoctorCallback) and not cb.from_env
                                  for cb in trainer.callbacks):
             return
-        if self.monitor is not None and not self.monitor.closed:  # fit() again after a crash
+        if self.monitor is not None and not self.monitor.closed:  # a fit that never ended
             self.monitor.close()
         optimizers = list(trainer.optimizers)
         if len(optimizers) > 1:
@@ -152,7 +152,8 @@ class NetdoctorCallback(*_callback_bases()):  # type: ignore[misc]
 
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
         monitor = self._open()
-        if monitor is None or getattr(optimizer, "_optimizer", optimizer) is not self._optimizer:
+        if (not isinstance(monitor, Monitor)  # a QuietMonitor (another rank) reads nothing
+                or getattr(optimizer, "_optimizer", optimizer) is not self._optimizer):
             return
         monitor.read_gradients(self._scale_left(trainer, optimizer))
         self._stepping, self._steps_before = True, monitor.steps
