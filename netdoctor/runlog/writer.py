@@ -39,6 +39,29 @@ _COMMIT = object()
 _STOP = object()
 
 
+def _remove_orphan_side_files(path: Path) -> None:
+    """Delete side files that a process killed while creating this log left behind.
+
+    Only files whose creator is gone are removed: a live process may be creating its own.
+    """
+    for side in path.parent.glob(f".{path.name}.*.new*"):
+        pid_text = side.name[len(path.name) + 2:].split(".", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _alive(int(pid_text)):
+            continue
+        with contextlib.suppress(OSError):
+            side.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
 class RunLogWriter:
     """Owns one run log file for the lifetime of a run."""
 
@@ -70,6 +93,7 @@ class RunLogWriter:
             self._release_lock()
         # The schema is made in a side file and renamed into place: a process killed at any
         # moment leaves either no log at all or a complete, empty one, never a half-made file.
+        _remove_orphan_side_files(path)
         fresh = path.with_name(f".{path.name}.{os.getpid()}.new")
         conn: sqlite3.Connection | None = None
         try:

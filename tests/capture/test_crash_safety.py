@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -74,6 +75,27 @@ def test_uncaught_exception_without_close_records_the_crash(tmp_path):
     assert run.n_steps == 40
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery is POSIX")
+def test_ctrl_c_without_close_records_an_interrupted_run(tmp_path):
+    """A real SIGINT (Ctrl-C) in a script that never calls close(): the log says interrupted,
+    keeps every flushed step, and the rules still run on it."""
+    log = tmp_path / "interrupted.sqlite"
+    proc = _start(log)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    run = open_run(log)
+    assert run.status is RunStatus.INTERRUPTED
+    assert "interrupted" in run.meta["end_message"]
+    assert run.n_steps >= 30 and (run.step_numbers == range(run.n_steps)).all()
+    report = subprocess.run([sys.executable, "-m", "netdoctor", "inspect", str(log),
+                             "--format", "json"], capture_output=True, text=True, timeout=60)
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout)["run"]["status"] == "interrupted"
+
+
 def test_log_is_readable_while_the_writer_runs(tmp_path):
     log = tmp_path / "live.sqlite"
     proc = _start(log)
@@ -96,7 +118,7 @@ def test_file_size_limit_hit_mid_run_keeps_training_and_the_log(tmp_path):
     one warning names the problem, and what was written before stays readable."""
     log = tmp_path / "limited.sqlite"
     limit = 96 * 1024
-    tail = f"""if step == 400:
+    tail = """if step == 400:
         print("done", monitor.steps, flush=True)
         monitor.close()
         break"""
