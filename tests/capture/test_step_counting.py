@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -170,6 +173,30 @@ def test_log_path_problems_fail_before_training(tmp_path):
     blocker.write_text("x")
     with pytest.raises(NetdoctorError, match="cannot create the log directory"):
         watch(nn.Linear(2, 2), None, log=blocker / "sub" / "r.sqlite")
+
+
+def test_a_read_only_log_directory_fails_before_training(tmp_path):
+    """chmod stops an ordinary user; root writes anywhere, so as root /proc stands in for a
+    read-only mount."""
+    from netdoctor.errors import NetdoctorError
+
+    if os.name != "posix":
+        pytest.skip("POSIX permissions")
+    if os.geteuid() == 0:
+        if not os.path.isdir("/proc/self"):
+            pytest.skip("no /proc to stand in for a read-only directory as root")
+        locked = Path("/proc")
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+    try:
+        with pytest.raises(NetdoctorError, match=r"r\.sqlite: cannot create the run log"):
+            watch(nn.Linear(2, 2), None, log=locked / "r.sqlite")
+    finally:
+        if locked != Path("/proc"):
+            locked.chmod(0o700)
+    assert not (locked / "r.sqlite").exists()
 
 
 def test_two_monitors_on_one_path_are_refused(tmp_path):
