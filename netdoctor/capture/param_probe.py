@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from netdoctor.capture.precision import stat_dtype
+from netdoctor.capture.sharded import ShardGroup, local, user_name
 from netdoctor.capture.sites import root_name
 from netdoctor.runlog.schema import GRAD_ABSENT, ParamStat
 
@@ -39,6 +40,7 @@ def plan_params(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> li
             optimized.update(id(p) for p in group["params"])
     specs = []
     for name, param in model.named_parameters():
+        name = user_name(name)  # FSDP1/checkpoint wrappers: the user's layer names
         module, _, _ = name.rpartition(".")
         module = module or root_name(model)
         specs.append(ParamSpec(len(specs), name, module, param, id(param) in optimized))
@@ -81,6 +83,7 @@ class ParamProbe:
         self._absent = torch.full((len(specs),), GRAD_ABSENT, device=device, dtype=self.dtype)
         self._before: list[torch.Tensor] | None = None
         self._index_cache: dict[tuple[int, ...], torch.Tensor] = {}
+        self._shards = ShardGroup.of([s.param for s in specs])  # FSDP2: norms from shards
 
     def grad_norms(self, scale: float | torch.Tensor | None = None) -> tuple[torch.Tensor, bool]:
         """(n_params,) gradient norms, GRAD_ABSENT where ``.grad`` is None; and whether any
@@ -89,7 +92,9 @@ class ParamProbe:
         present = [s for s in self.specs if s.param.grad is not None]
         if not present:
             return self._absent.clone(), False
-        norms = _norms([s.param.grad.detach() for s in present], self.dtype)  # type: ignore[union-attr]
+        norms = _norms([local(s.param.grad.detach()) for s in present], self.dtype)  # type: ignore[union-attr]
+        if self._shards is not None:
+            norms = self._shards.sum_squares(norms)
         if scale is not None:
             norms = norms / torch.as_tensor(scale).to(norms.device, self.dtype)
         if len(present) == len(self.specs):
@@ -105,11 +110,11 @@ class ParamProbe:
     def snapshot(self) -> None:
         """Keep the weights before a sampled optimizer step (freed right after the step)."""
         with torch.no_grad():
-            self._before = [s.param.detach().clone() for s in self.specs]
+            self._before = [local(s.param.detach()).clone() for s in self.specs]
 
     def sample(self, grad_norms: torch.Tensor) -> torch.Tensor:
         """(n_params, len(ParamStat)) for a sampled step, after the optimizer stepped."""
-        params = [s.param.detach() for s in self.specs]
+        params = [local(s.param.detach()) for s in self.specs]
         weight = _norms(params, self.dtype).to(self.device)
         if self._before is not None:
             with torch.no_grad():
@@ -118,6 +123,8 @@ class ParamProbe:
             self._before = None
         else:
             update = torch.full_like(weight, float("nan"))
+        if self._shards is not None:  # one all-reduce for both, on every rank's sampled step
+            weight, update = self._shards.sum_squares(torch.stack([weight, update])).unbind(0)
         out = torch.empty(len(self.specs), len(ParamStat), device=self.device, dtype=self.dtype)
         out[:, ParamStat.HAS_GRAD] = (grad_norms != GRAD_ABSENT).float()
         out[:, ParamStat.GRAD_NORM] = torch.where(

@@ -1,0 +1,143 @@
+"""FSDP2 (``fully_shard``, DTensor parameters) under watch() with 2 gloo ranks on CPU: per-layer
+norms read from local shards must equal a single-process run on the same global batches.
+
+FSDP1 (``FullyShardedDataParallel``) is not exercised here: see the module note in
+``netdoctor/capture/sharded.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+from torch import nn
+
+from netdoctor.recipes.data import spirals
+from netdoctor.rules import run_rules
+from netdoctor.runlog import open_run
+from netdoctor.runlog.schema import ParamStat
+
+pytestmark = pytest.mark.skipif(
+    sys.platform == "win32" or not dist.is_available(), reason="needs torch.distributed (gloo)")
+
+STEPS = 12
+START = "fork" if sys.platform.startswith("linux") else "spawn"
+BATCH = 32
+
+
+class Net(nn.Module):
+    """Named layers, so that the log must show 'encoder'/'head', not FSDP's names."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Linear(2, 16)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.encoder(x)))
+
+
+def _train(log: Path, rank: int, world: int, nan_rank: int | None = None) -> None:
+    """Global batch 32 split in halves over the ranks; FSDP2 averages the gradients, so each
+    step sees the gradient of the whole batch, as the single-process reference does."""
+    import netdoctor
+
+    torch.manual_seed(0)
+    model = Net()
+    if world > 1:
+        from torch.distributed.fsdp import fully_shard
+
+        fully_shard(model.encoder)
+        fully_shard(model.head)
+        fully_shard(model)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    x, y = spirals(BATCH * STEPS, seed=0)
+    with netdoctor.watch(model, opt, log=log, flush_every=4) as monitor:
+        for step in range(STEPS):
+            xb = x[step * BATCH:(step + 1) * BATCH][rank::world].clone()
+            yb = y[step * BATCH:(step + 1) * BATCH][rank::world]
+            if nan_rank == rank and step == 7:
+                xb[0, 0] = float("nan")
+            opt.zero_grad()
+            loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            opt.step()
+            monitor.step(loss)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, port: int, root: Path) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=2, timeout=timedelta(seconds=60))
+    try:
+        _train(root / "fsdp.sqlite", rank, 2)
+        _train(root / "nan.sqlite", rank, 2, nan_rank=1)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def fsdp_logs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fsdp")
+    mp.start_processes(_worker, args=(_free_port(), root), nprocs=2, start_method=START)
+    torch.manual_seed(0)
+    _train(root / "reference.sqlite", 0, 1)
+    return root
+
+
+def _stats(path: Path):
+    run = open_run(path)
+    return run, [p.name for p in run.params]
+
+
+def test_layer_names_are_the_users(fsdp_logs):
+    _, names = _stats(fsdp_logs / "fsdp.sqlite")
+    assert names == ["encoder.weight", "encoder.bias", "head.weight", "head.bias"]
+
+
+def test_grad_norms_per_layer_equal_the_unsharded_run(fsdp_logs):
+    run, _ = _stats(fsdp_logs / "fsdp.sqlite")
+    ref, _ = _stats(fsdp_logs / "reference.sqlite")
+    assert run.grad_norm.shape == ref.grad_norm.shape == (STEPS,)
+    np.testing.assert_allclose(run.grad_norm, ref.grad_norm, rtol=1e-4)  # every step's total
+    np.testing.assert_array_equal(run.sample_steps, ref.sample_steps)
+    layers = run.param[:, :, ParamStat.GRAD_NORM]
+    assert layers.shape == (len(run.sample_steps), 4) and (layers > 0).all()
+    np.testing.assert_allclose(layers, ref.param[:, :, ParamStat.GRAD_NORM], rtol=1e-4)
+
+
+def test_weight_and_update_norms_equal_the_unsharded_run(fsdp_logs):
+    run, _ = _stats(fsdp_logs / "fsdp.sqlite")
+    ref, _ = _stats(fsdp_logs / "reference.sqlite")
+    for stat in (ParamStat.WEIGHT_NORM, ParamStat.UPDATE_NORM):
+        np.testing.assert_allclose(run.param[:, :, stat], ref.param[:, :, stat], rtol=1e-4)
+    assert (run.param[:, :, ParamStat.UPDATE_NORM] > 0).all()
+
+
+def test_log_written_by_rank_0_holds_both_ranks(fsdp_logs):
+    assert sorted(f.name for f in fsdp_logs.glob("*.sqlite")) == [
+        "fsdp.sqlite", "nan.sqlite", "reference.sqlite"]
+    run = open_run(fsdp_logs / "fsdp.sqlite")
+    assert run.world_size == 2 and sorted(run.ranks) == [0, 1]
+
+
+def test_nan_on_one_rank_is_diagnosed(fsdp_logs):
+    diagnoses = run_rules(open_run(fsdp_logs / "nan.sqlite"))
+    first = diagnoses[0]
+    assert first.rule == "rank_nonfinite" and first.step == 7, [d.rule for d in diagnoses]
+    assert first.evidence["bad_ranks"] == [1]
