@@ -111,7 +111,7 @@ class Monitor:
         self._sites = sites
         self._params = params
         self._act = ActivationProbe(sites, modules, device)
-        self._param_probe = ParamProbe(params, device)
+        self._param_probe = ParamProbe(params, device, model)
 
         self._dtype = stat_dtype(device)
         self._ring_sums = torch.zeros(flush_every, len(sites), device=device)

@@ -76,25 +76,31 @@ def _unit_spread(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 class ParamProbe:
     """Reads gradients once per optimizer step; weights and updates on sampled steps."""
 
-    def __init__(self, specs: list[ParamSpec], device: torch.device) -> None:
+    def __init__(self, specs: list[ParamSpec], device: torch.device,
+                 model: nn.Module | None = None) -> None:
         self.specs = specs
         self.device = device
         self.dtype = stat_dtype(device)
         self._absent = torch.full((len(specs),), GRAD_ABSENT, device=device, dtype=self.dtype)
         self._before: list[torch.Tensor] | None = None
         self._index_cache: dict[tuple[int, ...], torch.Tensor] = {}
-        self._shards = ShardGroup.of([s.param for s in specs])  # FSDP2: norms from shards
+        # FSDP1/FSDP2: norms from local shards, one all-reduce over the shard group
+        self._shards = None if model is None else ShardGroup.of(model, [s.param for s in specs])
 
     def grad_norms(self, scale: float | torch.Tensor | None = None) -> tuple[torch.Tensor, bool]:
         """(n_params,) gradient norms, GRAD_ABSENT where ``.grad`` is None; and whether any
         parameter had a gradient. ``scale``: a GradScaler's loss scale the gradients still carry
         (fused optimizers unscale inside their step), divided out here without a host sync."""
+        if self._shards is not None:
+            norms, has = self._shards.grad_norms([s.param.grad for s in self.specs], self.dtype,
+                                                 self.device)
+            if scale is not None:
+                norms = norms / torch.as_tensor(scale).to(norms.device, self.dtype)
+            return torch.where(has, norms, self._absent), True
         present = [s for s in self.specs if s.param.grad is not None]
         if not present:
             return self._absent.clone(), False
-        norms = _norms([local(s.param.grad.detach()) for s in present], self.dtype)  # type: ignore[union-attr]
-        if self._shards is not None:
-            norms = self._shards.sum_squares(norms)
+        norms = _norms([s.param.grad.detach() for s in present], self.dtype)  # type: ignore[union-attr]
         if scale is not None:
             norms = norms / torch.as_tensor(scale).to(norms.device, self.dtype)
         if len(present) == len(self.specs):

@@ -37,15 +37,34 @@ class ShardGroup:
     group: dist.ProcessGroup
 
     @staticmethod
-    def of(params: list[torch.Tensor]) -> ShardGroup | None:
-        """The shard group of the first DTensor parameter sharded along a mesh dimension; None
-        for ordinary tensors. FSDP2 shards every parameter of a model over the same mesh."""
+    def of(model: torch.nn.Module, params: list[torch.Tensor]) -> ShardGroup | None:
+        """The shard group of the parameters: FSDP2's from the first DTensor sharded along a
+        mesh dimension (FSDP2 shards a model's parameters over one mesh), FSDP1's from its
+        outermost wrapper (``process_group`` is the shard group, also under HSDP); None for
+        ordinary, whole parameters."""
         for p in params:
             if isinstance(p, DTensor):
                 for dim, placement in enumerate(p.placements):
                     if isinstance(placement, Shard):
                         return ShardGroup(p.device_mesh.get_group(dim))
+        for module in model.modules():
+            if type(module).__name__ == "FullyShardedDataParallel":
+                return ShardGroup(module.process_group)
         return None
+
+    def grad_norms(self, grads: list[torch.Tensor | None], dtype: torch.dtype,
+                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n,) whole-tensor gradient norms and (n,) whether any rank had a gradient, from one
+        all-reduce. FSDP1 with ``use_orig_params=True`` leaves a rank with an empty shard and
+        no ``.grad`` for layers that other ranks hold, so presence is summed, not assumed."""
+        local_grads = [torch.zeros(0, device=device) if g is None else local(g.detach())
+                       for g in grads]
+        packed = torch.cat([_norms(local_grads, dtype).to(device).square(),
+                            torch.tensor([g is not None for g in grads], device=device,
+                                         dtype=dtype)])
+        dist.all_reduce(packed, op=dist.ReduceOp.SUM, group=self.group)
+        n = len(grads)
+        return packed[:n].sqrt(), packed[n:] > 0
 
     def sum_squares(self, local_norms: torch.Tensor) -> torch.Tensor:
         """Whole-tensor norms from (n,) local-shard norms: one all-reduce of their squares.
@@ -53,6 +72,11 @@ class ShardGroup:
         squares = local_norms.square()
         dist.all_reduce(squares, op=dist.ReduceOp.SUM, group=self.group)
         return squares.sqrt()
+
+
+def _norms(tensors: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+    return torch.stack(torch._foreach_norm(tensors, 2, dtype=dtype)) if tensors else (
+        torch.zeros(0, dtype=dtype))
 
 
 def local(tensor: torch.Tensor) -> torch.Tensor:

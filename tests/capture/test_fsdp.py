@@ -1,8 +1,9 @@
 """FSDP2 (``fully_shard``, DTensor parameters) under watch() with 2 gloo ranks on CPU: per-layer
 norms read from local shards must equal a single-process run on the same global batches.
 
-FSDP1 (``FullyShardedDataParallel``) is not exercised here: see the module note in
-``netdoctor/capture/sharded.py``.
+FSDP1 (``FullyShardedDataParallel``, CPU with gloo runs in torch 2.13) too: with
+``use_orig_params=True`` per layer (a rank may hold an empty shard and no ``.grad``), with
+``False`` only the flat parameters exist, so only whole-model norms can match.
 """
 
 from __future__ import annotations
@@ -46,14 +47,22 @@ class Net(nn.Module):
         return self.head(torch.tanh(self.encoder(x)))
 
 
-def _train(log: Path, rank: int, world: int, nan_rank: int | None = None) -> None:
+def _train(log: Path, rank: int, world: int, nan_rank: int | None = None,
+           wrap: str = "fsdp2") -> None:
     """Global batch 32 split in halves over the ranks; FSDP2 averages the gradients, so each
     step sees the gradient of the whole batch, as the single-process reference does."""
     import netdoctor
 
     torch.manual_seed(0)
     model = Net()
-    if world > 1:
+    if world > 1 and wrap != "fsdp2":  # FSDP1, each Linear its own unit
+        from torch.distributed.fsdp import FullyShardedDataParallel
+        from torch.distributed.fsdp.wrap import ModuleWrapPolicy
+
+        model = FullyShardedDataParallel(
+            model, auto_wrap_policy=ModuleWrapPolicy({nn.Linear}), device_id=torch.device("cpu"),
+            use_orig_params=wrap == "fsdp1_orig")
+    elif world > 1:
         from torch.distributed.fsdp import fully_shard
 
         fully_shard(model.encoder)
@@ -87,6 +96,8 @@ def _worker(rank: int, port: int, root: Path) -> None:
     try:
         _train(root / "fsdp.sqlite", rank, 2)
         _train(root / "nan.sqlite", rank, 2, nan_rank=1)
+        _train(root / "fsdp1_orig.sqlite", rank, 2, wrap="fsdp1_orig")
+        _train(root / "fsdp1_flat.sqlite", rank, 2, wrap="fsdp1_flat")
     finally:
         dist.destroy_process_group()
 
@@ -131,7 +142,7 @@ def test_weight_and_update_norms_equal_the_unsharded_run(fsdp_logs):
 
 def test_log_written_by_rank_0_holds_both_ranks(fsdp_logs):
     assert sorted(f.name for f in fsdp_logs.glob("*.sqlite")) == [
-        "fsdp.sqlite", "nan.sqlite", "reference.sqlite"]
+        "fsdp.sqlite", "fsdp1_flat.sqlite", "fsdp1_orig.sqlite", "nan.sqlite", "reference.sqlite"]
     run = open_run(fsdp_logs / "fsdp.sqlite")
     assert run.world_size == 2 and sorted(run.ranks) == [0, 1]
 
@@ -141,3 +152,19 @@ def test_nan_on_one_rank_is_diagnosed(fsdp_logs):
     first = diagnoses[0]
     assert first.rule == "rank_nonfinite" and first.step == 7, [d.rule for d in diagnoses]
     assert first.evidence["bad_ranks"] == [1]
+
+
+def test_fsdp1_with_orig_params_matches_per_layer(fsdp_logs):
+    run, names = _stats(fsdp_logs / "fsdp1_orig.sqlite")
+    ref, _ = _stats(fsdp_logs / "reference.sqlite")
+    assert names == ["encoder.weight", "encoder.bias", "head.weight", "head.bias"]
+    np.testing.assert_allclose(run.grad_norm, ref.grad_norm, rtol=1e-4)
+    for stat in (ParamStat.GRAD_NORM, ParamStat.WEIGHT_NORM, ParamStat.UPDATE_NORM):
+        np.testing.assert_allclose(run.param[:, :, stat], ref.param[:, :, stat], rtol=1e-4)
+
+
+def test_fsdp1_flat_params_match_the_whole_model_norm(fsdp_logs):
+    run, names = _stats(fsdp_logs / "fsdp1_flat.sqlite")
+    ref, _ = _stats(fsdp_logs / "reference.sqlite")
+    assert all(name.endswith("_flat_param") for name in names)
+    np.testing.assert_allclose(run.grad_norm, ref.grad_norm, rtol=1e-4)
