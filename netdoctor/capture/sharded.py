@@ -4,7 +4,15 @@ A norm of a whole DTensor is a collective per tensor (and hangs when only some r
 ``full_tensor()`` gathers the whole layer. Instead each rank takes the norms of its local shards,
 squares them, and one SUM all-reduce over the *shard* group gives the squared per-layer norms
 (a world reduce would over-count HSDP's replicas). Every rank calls it from the optimizer's step
-hooks on the same step-based schedule, so the collectives line up.
+hooks on the same step-based schedule (every rank steps every step under FSDP), so the
+collectives line up: one all-reduce per step for gradients, one more on sampled steps for weight
+and update norms.
+
+What stays per rank: ``UNIT_SPREAD`` is taken over this rank's rows of a weight (FSDP2 shards
+dim 0; FSDP1's flat shards are 1-D, so NaN), and activation statistics are each rank's own
+(rank 0's log holds rank 0's view; the rank channel carries the others' non-finite flags).
+FSDP1 with ``use_orig_params=False`` exposes only flat parameters: their norms are right, but
+layer names cannot be recovered; use ``use_orig_params=True`` or FSDP2 for per-layer rules.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ class Net(nn.Module):
 
 
 def _train(log: Path, rank: int, world: int, nan_rank: int | None = None,
-           wrap: str = "fsdp2") -> None:
+           wrap: str = "fsdp2", hsdp: bool = False) -> None:
     """Global batch 32 split in halves over the ranks; FSDP2 averages the gradients, so each
     step sees the gradient of the whole batch, as the single-process reference does."""
     import netdoctor
@@ -63,11 +63,15 @@ def _train(log: Path, rank: int, world: int, nan_rank: int | None = None,
             model, auto_wrap_policy=ModuleWrapPolicy({nn.Linear}), device_id=torch.device("cpu"),
             use_orig_params=wrap == "fsdp1_orig")
     elif world > 1:
+        from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import fully_shard
 
-        fully_shard(model.encoder)
-        fully_shard(model.head)
-        fully_shard(model)
+        # HSDP: 2 replicas of 1 shard each; a world-wide reduce would count each layer twice
+        mesh = init_device_mesh("cpu", (2, 1), mesh_dim_names=("replicate", "shard")) if (
+            hsdp) else None
+        fully_shard(model.encoder, mesh=mesh)
+        fully_shard(model.head, mesh=mesh)
+        fully_shard(model, mesh=mesh)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     x, y = spirals(BATCH * STEPS, seed=0)
     with netdoctor.watch(model, opt, log=log, flush_every=4) as monitor:
@@ -97,6 +101,7 @@ def _worker(rank: int, port: int, root: Path) -> None:
         _train(root / "fsdp.sqlite", rank, 2)
         _train(root / "nan.sqlite", rank, 2, nan_rank=1)
         _train(root / "fsdp1_orig.sqlite", rank, 2, wrap="fsdp1_orig")
+        _train(root / "hsdp.sqlite", rank, 2, hsdp=True)
         _train(root / "fsdp1_flat.sqlite", rank, 2, wrap="fsdp1_flat")
     finally:
         dist.destroy_process_group()
@@ -142,7 +147,8 @@ def test_weight_and_update_norms_equal_the_unsharded_run(fsdp_logs):
 
 def test_log_written_by_rank_0_holds_both_ranks(fsdp_logs):
     assert sorted(f.name for f in fsdp_logs.glob("*.sqlite")) == [
-        "fsdp.sqlite", "fsdp1_flat.sqlite", "fsdp1_orig.sqlite", "nan.sqlite", "reference.sqlite"]
+        "fsdp.sqlite", "fsdp1_flat.sqlite", "fsdp1_orig.sqlite", "hsdp.sqlite", "nan.sqlite",
+        "reference.sqlite"]
     run = open_run(fsdp_logs / "fsdp.sqlite")
     assert run.world_size == 2 and sorted(run.ranks) == [0, 1]
 
@@ -168,3 +174,11 @@ def test_fsdp1_flat_params_match_the_whole_model_norm(fsdp_logs):
     ref, _ = _stats(fsdp_logs / "reference.sqlite")
     assert all(name.endswith("_flat_param") for name in names)
     np.testing.assert_allclose(run.grad_norm, ref.grad_norm, rtol=1e-4)
+
+
+def test_hsdp_reduces_over_the_shard_group_only(fsdp_logs):
+    run, names = _stats(fsdp_logs / "hsdp.sqlite")
+    ref, _ = _stats(fsdp_logs / "reference.sqlite")
+    assert names == ["encoder.weight", "encoder.bias", "head.weight", "head.bias"]
+    for stat in (ParamStat.GRAD_NORM, ParamStat.WEIGHT_NORM, ParamStat.UPDATE_NORM):
+        np.testing.assert_allclose(run.param[:, :, stat], ref.param[:, :, stat], rtol=1e-4)
