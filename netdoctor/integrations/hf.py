@@ -36,7 +36,13 @@ from transformers import Trainer, TrainerCallback
 
 from netdoctor.capture import Monitor, SamplingSchedule
 from netdoctor.diagnosis import Diagnosis
-from netdoctor.integrations.options import WatchOptions, metric_keys, pick_metrics, stop_message
+from netdoctor.integrations.options import (
+    WatchOptions,
+    metric_keys,
+    note_skipped_steps,
+    pick_metrics,
+    stop_message,
+)
 
 if TYPE_CHECKING:
     from netdoctor.capture.ranks import QuietMonitor
@@ -279,10 +285,7 @@ class Handle:
                 monitor.annotate({"stopped_by": {"rule": reason.rule, "step": reason.step}})
 
     def _annotate(self, monitor: Monitor | QuietMonitor) -> None:
-        if self._skipped:
-            monitor.annotate({"skipped_optimizer_steps": {
-                "count": len(self._skipped), "before_steps": self._skipped[:_HIDDEN_KEPT],
-                "why": "the GradScaler found inf/NaN gradients and skipped optimizer.step()"}})
+        note_skipped_steps(monitor, self._skipped)
         if self.hidden_nonfinite_steps:
             monitor.annotate({"hidden_nonfinite_loss": {
                 "count": len(self.hidden_nonfinite_steps),

@@ -37,7 +37,13 @@ import torch
 
 from netdoctor.capture import Monitor, SamplingSchedule
 from netdoctor.diagnosis import Diagnosis
-from netdoctor.integrations.options import WatchOptions, metric_keys, pick_metrics, stop_message
+from netdoctor.integrations.options import (
+    WatchOptions,
+    metric_keys,
+    note_skipped_steps,
+    pick_metrics,
+    stop_message,
+)
 
 if TYPE_CHECKING:
     from netdoctor.capture.ranks import QuietMonitor
@@ -192,7 +198,7 @@ class NetdoctorCallback(*_callback_bases()):  # type: ignore[misc]
         monitor = self._open()
         if monitor is None:
             return
-        self._note_skipped(monitor)
+        note_skipped_steps(monitor, self._skipped)
         message = None if self.stopped_by is None else stop_message(self.stopped_by)
         self.diagnoses = monitor.close(self.options.rules, message)
 
@@ -200,7 +206,7 @@ class NetdoctorCallback(*_callback_bases()):  # type: ignore[misc]
         monitor = self._open()
         if monitor is None:
             return
-        self._note_skipped(monitor)
+        note_skipped_steps(monitor, self._skipped)
         monitor.__exit__(type(exception), exception, exception.__traceback__)
         self.diagnoses = monitor.close()
 
@@ -242,12 +248,6 @@ class NetdoctorCallback(*_callback_bases()):  # type: ignore[misc]
             trainer.should_stop = True
             if reason is not None:
                 monitor.annotate({"stopped_by": {"rule": reason.rule, "step": reason.step}})
-
-    def _note_skipped(self, monitor: Monitor | QuietMonitor) -> None:
-        if self._skipped:
-            monitor.annotate({"skipped_optimizer_steps": {
-                "count": len(self._skipped), "before_steps": self._skipped[:100],
-                "why": "the GradScaler found inf/NaN gradients and skipped optimizer.step()"}})
 
 
 def _scalar(value: Any) -> bool:

@@ -103,3 +103,17 @@ def pick_metrics(
 def stop_message(reason: Diagnosis) -> str:
     step = "" if reason.step is None else f" at step {reason.step}"
     return f"stopped by netdoctor (stop_on): {reason.rule}{step}"
+
+
+#: Step numbers of skipped optimizer steps kept in the log's meta.
+SKIPPED_KEPT = 100
+
+
+def note_skipped_steps(monitor: Monitor | QuietMonitor, skipped: list[int]) -> None:
+    """Record in the log the steps whose ``optimizer.step()`` a GradScaler skipped: the trainers
+    detect them differently (Lightning: no optimizer step hook fired; accelerate:
+    ``optimizer_step_was_skipped``) but the rules read one meta entry."""
+    if skipped:
+        monitor.annotate({"skipped_optimizer_steps": {
+            "count": len(skipped), "before_steps": skipped[:SKIPPED_KEPT],
+            "why": "the GradScaler found inf/NaN gradients and skipped optimizer.step()"}})
