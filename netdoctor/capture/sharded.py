@@ -27,15 +27,14 @@ try:
 except ImportError:  # pragma: no cover - very old torch
     DTensor = Shard = ()  # type: ignore[assignment,misc]
 
-#: Wrapper prefixes FSDP1 and activation checkpointing put into parameter names.
-WRAPPER_PARTS = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
+#: Name parts that FSDP1, activation checkpointing and torch.compile put into module names.
+WRAPPER_PARTS = frozenset({"_fsdp_wrapped_module", "_checkpoint_wrapped_module", "_orig_mod"})
 
 
 def user_name(name: str) -> str:
-    """A parameter name as the user wrote the model: FSDP/checkpoint wrapper parts removed."""
-    for part in WRAPPER_PARTS:
-        name = name.replace(part, "")
-    return name
+    """A parameter or module name as the user wrote the model: wrapper parts removed
+    (``_fsdp_wrapped_module.encoder._fsdp_wrapped_module.weight`` -> ``encoder.weight``)."""
+    return ".".join(part for part in name.split(".") if part not in WRAPPER_PARTS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from netdoctor.capture.sharded import user_name
+
 
 class Family(str, enum.Enum):
     """What a site's values mean; rules pick the statistics that make sense for each."""
@@ -134,6 +136,7 @@ def plan_sites(model: nn.Module) -> tuple[list[SiteSpec], dict[str, nn.Module]]:
     modules: dict[str, nn.Module] = {}
     inputs: list[tuple[str, nn.Module, int]] = []
     for position, (name, module) in enumerate(model.named_modules()):
+        name = user_name(name)  # FSDP1/checkpoint wrappers: the user's layer names
         found = family_of(module)
         if found is None and _user_defined_leaf(module):
             found = Family.OTHER, None

@@ -22,6 +22,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
 
+from netdoctor.capture.sharded import user_name
 from netdoctor.recipes.data import spirals
 from netdoctor.rules import run_rules
 from netdoctor.runlog import open_run
@@ -164,6 +165,7 @@ def test_fsdp1_with_orig_params_matches_per_layer(fsdp_logs):
     run, names = _stats(fsdp_logs / "fsdp1_orig.sqlite")
     ref, _ = _stats(fsdp_logs / "reference.sqlite")
     assert names == ["encoder.weight", "encoder.bias", "head.weight", "head.bias"]
+    assert [s.name for s in run.sites] == [s.name for s in ref.sites]
     np.testing.assert_allclose(run.grad_norm, ref.grad_norm, rtol=1e-4)
     for stat in (ParamStat.GRAD_NORM, ParamStat.WEIGHT_NORM, ParamStat.UPDATE_NORM):
         np.testing.assert_allclose(run.param[:, :, stat], ref.param[:, :, stat], rtol=1e-4)
@@ -182,3 +184,10 @@ def test_hsdp_reduces_over_the_shard_group_only(fsdp_logs):
     assert names == ["encoder.weight", "encoder.bias", "head.weight", "head.bias"]
     for stat in (ParamStat.GRAD_NORM, ParamStat.WEIGHT_NORM, ParamStat.UPDATE_NORM):
         np.testing.assert_allclose(run.param[:, :, stat], ref.param[:, :, stat], rtol=1e-4)
+
+
+def test_wrapper_parts_are_stripped_from_names():
+    assert user_name("_fsdp_wrapped_module.blocks.0._checkpoint_wrapped_module.fc.weight") == (
+        "blocks.0.fc.weight")
+    assert user_name("encoder._fsdp_wrapped_module") == "encoder"
+    assert user_name("my_fsdp_wrapped_module_x.weight") == "my_fsdp_wrapped_module_x.weight"
