@@ -331,6 +331,8 @@ class Monitor:
         self._act.step = self._step
         self._sampled = self._schedule.is_sampled(self._step)
         self._act.full = self._sampled
+        if not self._sampled:  # the weights' snapshot buffer lives only across sampled steps
+            self._param_probe.release()
         if (len(self._rows) == self._flush_every
                 or time.perf_counter() - self._last_flush > self._flush_seconds):
             self._flush()

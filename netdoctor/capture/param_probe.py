@@ -6,6 +6,11 @@ them. Full backward hooks are never used: they break on in-place ops such as ``R
 
 Per step we take one ``torch._foreach_norm`` over all gradients (the total norm and the first
 non-finite parameter come from it); weight norms and update norms only on sampled steps.
+
+On the CPU, norms are taken in float32 (four times faster than float64 there) and read back at
+once, which costs nothing on the CPU: the few values float32 may have got wrong (non-finite,
+or so small that squares underflowed) are taken again in float64, so every number is the one
+the float64 path gives. Other devices keep float64 on the device: no host sync per step.
 """
 
 from __future__ import annotations
@@ -47,12 +52,31 @@ def plan_params(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> li
     return specs
 
 
-def _norms(tensors: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+#: A float32 norm at or above this is as good as the float64 one: elements whose squares underflow
+#: (|x| < 1e-19) add at most numel * 1e-38 to a sum of squares of at least 1e-24.
+_F32_NORM_MIN = 1e-12
+#: A float32 unit spread at or above this is as good as the float64 one (rounding the mean row to
+#: float32 moves the spread by about 1e-14 / spread); lower ones decide "symmetric": float64.
+_F32_SPREAD_MIN = 1e-2
+_FAST_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _norms(tensors: list[torch.Tensor], dtype: torch.dtype, host_checked: bool = False
+           ) -> torch.Tensor:
     """(len,) L2 norms in ``dtype`` (see capture.precision); sparse gradients
-    (``nn.Embedding(sparse=True)``) handled apart."""
+    (``nn.Embedding(sparse=True)``) handled apart. ``host_checked`` (CPU tensors only): in
+    float32, with the doubtful values taken again in ``dtype``."""
     if not tensors:
         return torch.zeros(0, dtype=dtype)
     if all(not t.is_sparse for t in tensors):
+        if host_checked and all(t.dtype in _FAST_DTYPES for t in tensors):
+            norms = torch.stack(torch._foreach_norm(tensors, 2, dtype=torch.float32))
+            redo = [i for i, v in enumerate(norms.tolist()) if not _F32_NORM_MIN <= v < math.inf]
+            norms = norms.to(dtype)
+            if redo:
+                norms[redo] = torch.stack(
+                    torch._foreach_norm([tensors[i] for i in redo], 2, dtype=dtype))
+            return norms
         return torch.stack(torch._foreach_norm(tensors, 2, dtype=dtype))
     return torch.stack([
         torch.linalg.vector_norm(t.coalesce().values() if t.is_sparse else t, dtype=dtype)
@@ -73,6 +97,36 @@ def _unit_spread(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
                        torch.where(torch.isfinite(scale), ratio, torch.full_like(ratio, math.nan)))
 
 
+def _unit_spreads(params: list[torch.Tensor], weight_norms: torch.Tensor, dtype: torch.dtype,
+                  host_checked: bool) -> torch.Tensor:
+    """(len,) UNIT_SPREAD of every tensor (``weight_norms``: their norms, already taken).
+
+    ``host_checked`` (CPU tensors only): the spread is ||W - mean row|| / ||W||, the deviation
+    taken in float32 (three light ops a tensor instead of ten in float64); spreads below
+    ``_F32_SPREAD_MIN`` (where "identical units" is decided) and any doubtful value are taken
+    again by ``_unit_spread`` in ``dtype``."""
+    if not host_checked:
+        return torch.stack([_unit_spread(p, dtype) for p in params])
+    values = [math.nan] * len(params)
+    fast: list[int] = []
+    devs: list[torch.Tensor] = []
+    for i, weight in enumerate(params):
+        if weight.dim() < 2 or weight.shape[0] < 2 or weight.is_sparse:
+            continue
+        if weight.dtype in _FAST_DTYPES:
+            rows = weight.reshape(weight.shape[0], -1).float()
+            devs.append(rows - rows.mean(dim=0))
+            fast.append(i)
+        else:
+            values[i] = float(_unit_spread(weight, dtype))
+    norms = weight_norms.tolist()
+    for i, dev in zip(fast, torch._foreach_norm(devs, 2) if devs else [], strict=True):
+        ratio = float(dev) / norms[i] if norms[i] > 0 else math.nan
+        values[i] = (ratio if _F32_SPREAD_MIN <= ratio < math.inf
+                     else float(_unit_spread(params[i], dtype)))
+    return torch.tensor(values, dtype=dtype)
+
+
 class ParamProbe:
     """Reads gradients once per optimizer step; weights and updates on sampled steps."""
 
@@ -82,7 +136,10 @@ class ParamProbe:
         self.device = device
         self.dtype = stat_dtype(device)
         self._absent = torch.full((len(specs),), GRAD_ABSENT, device=device, dtype=self.dtype)
-        self._before: list[torch.Tensor] | None = None
+        # on the CPU a host read is free: float32 norms, checked there (see _norms)
+        self._host_checked = device.type == "cpu"
+        self._before: list[torch.Tensor] | None = None  # reused while steps are sampled in a row
+        self._snapshot_taken = False
         self._index_cache: dict[tuple[int, ...], torch.Tensor] = {}
         # FSDP1/FSDP2: norms from local shards, one all-reduce over the shard group
         self._shards = None if model is None else ShardGroup.of(model, [s.param for s in specs])
@@ -100,7 +157,8 @@ class ParamProbe:
         present = [s for s in self.specs if s.param.grad is not None]
         if not present:
             return self._absent.clone(), False
-        norms = _norms([s.param.grad.detach() for s in present], self.dtype)  # type: ignore[union-attr]
+        norms = _norms([s.param.grad.detach() for s in present],  # type: ignore[union-attr]
+                       self.dtype, self._host_checked)
         if scale is not None:
             norms = norms / torch.as_tensor(scale).to(norms.device, self.dtype)
         if len(present) == len(self.specs):
@@ -114,19 +172,33 @@ class ParamProbe:
         return out, True
 
     def snapshot(self) -> None:
-        """Keep the weights before a sampled optimizer step (freed right after the step)."""
-        with torch.no_grad():
-            self._before = [local(s.param.detach()).clone() for s in self.specs]
+        """Copy the weights before a sampled optimizer step into one parameter-sized buffer,
+        kept while the next steps are sampled too (see ``release``): no allocation per step."""
+        params = [local(s.param.detach()) for s in self.specs]
+        before = self._before
+        if before is None or any(b.shape != p.shape or b.dtype != p.dtype
+                                 for b, p in zip(before, params, strict=True)):
+            before = self._before = [torch.empty_like(p) for p in params]
+        if params:
+            with torch.no_grad():
+                torch._foreach_copy_(before, params)
+        self._snapshot_taken = True
+
+    def release(self) -> None:
+        """Free the snapshot buffer: the monitor calls it when the next step is not sampled."""
+        self._before = None
+        self._snapshot_taken = False
 
     def sample(self, grad_norms: torch.Tensor) -> torch.Tensor:
         """(n_params, len(ParamStat)) for a sampled step, after the optimizer stepped."""
         params = [local(s.param.detach()) for s in self.specs]
-        weight = _norms(params, self.dtype).to(self.device)
-        if self._before is not None:
-            with torch.no_grad():
-                deltas = torch._foreach_sub(params, self._before)
-                update = _norms(deltas, self.dtype).to(self.device)
-            self._before = None
+        local_weight = _norms(params, self.dtype, self._host_checked)
+        weight = local_weight.to(self.device)
+        if self._snapshot_taken and self._before:
+            with torch.no_grad():  # before - after, in place: the update's norm, no new buffer
+                torch._foreach_sub_(self._before, params)
+                update = _norms(self._before, self.dtype, self._host_checked).to(self.device)
+            self._snapshot_taken = False
         else:
             update = torch.full_like(weight, float("nan"))
         if self._shards is not None:  # one all-reduce for both, on every rank's sampled step
@@ -138,6 +210,6 @@ class ParamProbe:
         out[:, ParamStat.WEIGHT_NORM] = weight
         out[:, ParamStat.UPDATE_NORM] = update
         with torch.no_grad():
-            out[:, ParamStat.UNIT_SPREAD] = torch.stack(
-                [_unit_spread(p, self.dtype) for p in params]).to(self.device)
+            out[:, ParamStat.UNIT_SPREAD] = _unit_spreads(
+                params, local_weight, self.dtype, self._host_checked).to(self.device)
         return out
