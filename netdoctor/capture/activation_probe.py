@@ -11,11 +11,18 @@ Two modes, switched by the monitor between steps (never inside a hook):
 
 The hook bodies only do tensor math into preallocated tensors and read plain Python flags, so
 ``torch.compile`` can trace them without graph breaks, and nothing syncs with the host.
+
+Eager mode on the CPU, where reading a value back costs nothing, takes shortcuts that give the
+same numbers with a third of the tensor ops: a finite sum means no non-finite element (so no
+count), zeros are counted from ``sign`` in float (comparisons to bool are slow on the CPU), and the
+few numbers a call yields are added up in Python. Cheap-mode sums are kept in a list and added
+to the vector once per step.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import warnings
 import weakref
 from collections.abc import Callable
@@ -41,6 +48,8 @@ class Acc(enum.IntEnum):
 
 
 ACC_WIDTH = len(Acc)
+#: Counts of 0/1 values summed in float32 are exact while the total stays below 2**24.
+_EXACT_FLOAT_COUNT = 1 << 24
 
 
 def _first_tensor(value: Any) -> torch.Tensor | None:
@@ -53,11 +62,6 @@ def _first_tensor(value: Any) -> torch.Tensor | None:
     return None
 
 
-def _in_forward_pass() -> bool:
-    """False inside backward (activation checkpointing re-runs forward there: count it once)."""
-    return torch.compiler.is_compiling() or torch._C._current_graph_task_id() == -1
-
-
 def _unit_max(t: torch.Tensor) -> torch.Tensor:
     """Per-unit maximum over the batch: features of (B, F), channels of (B, C, ...), last dim of
     (B, T, F) sequences."""
@@ -65,7 +69,7 @@ def _unit_max(t: torch.Tensor) -> torch.Tensor:
         return t.amax(dim=0)
     if t.dim() == 3:  # (B, T, F)
         return t.amax(dim=(0, 1))
-    return t.transpose(0, 1).flatten(1).amax(dim=1)  # (B, C, ...) -> (C,)
+    return t.amax(dim=(0, *range(2, t.dim())))  # (B, C, ...) -> (C,), without a transposed copy
 
 
 class ActivationProbe:
@@ -79,6 +83,13 @@ class ActivationProbe:
         self.hi = torch.full((n,), float("-inf"), device=device)
         self.sums = torch.zeros(n, device=device)  # cheap mode
         self._sum_at = list(self.sums.unbind())  # 0-d views, made once: no indexing per call
+        # eager mode: cheap-mode sums (site, 0-d tensor) and, on the CPU, full statistics
+        # (site -> Acc columns + lo + hi as floats), added to the tensors at the end of the step
+        self._eager_sums: list[tuple[int, torch.Tensor]] = []
+        self._host_acc: dict[int, list[float]] = {}
+        self._host_reads = device.type == "cpu"
+        self._toggled = [s.idx for s in specs if not s.checked_every_step]
+        self._hooks_full: bool | None = None  # what the toggled hooks are set for
         self._full = True
         self.discovering = True
         self.compiled = False  # the first step ran under torch.compile: never touch the hooks
@@ -120,15 +131,16 @@ class ActivationProbe:
     @full.setter
     def full(self, value: bool) -> None:
         self._full = value
-        if self.compiled or self.discovering:
+        if self.compiled or self.discovering or value is self._hooks_full:
             return  # a compiled graph has the hooks traced in: changing them would recompile
-        for spec in self.specs:
-            if spec.checked_every_step or not self.enabled[spec.idx]:
+        self._hooks_full = value
+        for i in self._toggled:
+            if not self.enabled[i]:
                 continue
-            if value and spec.idx not in self._handles:
-                self._attach(spec)
+            if value and i not in self._handles:
+                self._attach(self.specs[i])
             elif not value:
-                self._detach(spec.idx)
+                self._detach(i)
 
     # ---- hooks -------------------------------------------------------------------------------
     # The first lines of each hook are the whole cost of an unsampled step for most sites: keep
@@ -137,7 +149,7 @@ class ActivationProbe:
         i, every_step = spec.idx, spec.checked_every_step
 
         def hook(module: nn.Module, args: Any, output: Any) -> None:
-            if module.training and self.enabled[i] and (self.full or every_step):
+            if module.training and self.enabled[i] and (self._full or every_step):
                 self._observe(spec, output, is_output=True)
 
         return hook
@@ -154,16 +166,23 @@ class ActivationProbe:
     def _observe(self, spec: SiteSpec, value: Any, is_output: bool) -> None:
         """Forward passes in eval mode or under no_grad (validation) are not training steps."""
         i = spec.idx
-        if not torch.is_grad_enabled() or not _in_forward_pass():
+        if not torch.is_grad_enabled():
             return
-        t = _first_tensor(value)
-        discovering = self.discovering and not torch.compiler.is_compiling()
-        if discovering and not self._discover(spec, t, is_output):
+        compiling = torch.compiler.is_compiling()
+        if not compiling and torch._C._current_graph_task_id() != -1:
+            return  # inside backward: activation checkpointing re-runs forward there
+        t = value if isinstance(value, torch.Tensor) else _first_tensor(value)
+        if self.discovering and not compiling and not self._discover(spec, t, is_output):
             return
         if t is None or not t.is_floating_point() or t.numel() == 0:
             return
         try:
-            self._measure(spec, t.detach())
+            if compiling:
+                self._measure(spec, t.detach())
+            elif not self._full:
+                self._eager_sums.append((i, t.detach().sum(dtype=torch.float32)))
+            elif not (self._host_reads and self._measure_on_host(spec, t.detach())):
+                self._measure(spec, t.detach())
         except Exception as exc:  # a probe must never break the user's training step
             self._disable(i, f"activation statistics failed ({type(exc).__name__}: {exc})")
 
@@ -224,7 +243,64 @@ class ActivationProbe:
         self.lo[i].copy_(torch.minimum(self.lo[i], lo.to(f32)))
         self.hi[i].copy_(torch.maximum(self.hi[i], hi.to(f32)))
 
+    def _measure_on_host(self, spec: SiteSpec, t: torch.Tensor) -> bool:
+        """Full statistics of one call, eager on the CPU, as ``_measure`` takes them; False
+        (nothing added) when the shortcuts do not hold: a non-finite sum, counts too large for
+        float32, or a dtype whose sign would round."""
+        f32 = torch.float32
+        numel = t.numel()
+        if numel >= _EXACT_FLOAT_COUNT or t.dtype not in (f32, torch.float16, torch.bfloat16):
+            return False
+        s = float(t.sum(dtype=f32))
+        if not math.isfinite(s):  # every element finite (else the sum is not): nothing to count
+            return False
+        lo, hi = torch.aminmax(t)
+        signs = torch.sign(t.reshape(-1)).to(f32)  # 0 or +-1: their squares count non-zeros
+        parts = [torch.linalg.vector_norm(t, 2, dtype=f32), lo, hi, torch.dot(signs, signs)]
+        if spec.bounds is not None:
+            low, high = spec.bounds
+            mid, half = (low + high) / 2, (high - low) / 2 * (1 - SATURATION_MARGIN)
+            parts.append(torch.count_nonzero((t - mid).abs() >= half))
+        units = 0
+        if spec.measures_dead_units and t.dim() >= 2:
+            unit_max = _unit_max(t)
+            units = unit_max.numel()
+            parts.append(torch.count_nonzero(unit_max <= 0))
+        values = torch.stack(parts).tolist()
+        norm, low_v, high_v, nonzero = values[:4]
+        acc = self._host_acc.get(spec.idx)
+        if acc is None:
+            acc = self._host_acc[spec.idx] = [0.0] * ACC_WIDTH + [math.inf, -math.inf]
+        acc[Acc.CALLS] += 1
+        acc[Acc.NUMEL] += numel
+        acc[Acc.SUM] += s
+        acc[Acc.SUMSQ] += norm * norm
+        acc[Acc.ZEROS] += numel - nonzero
+        if spec.bounds is not None:
+            acc[Acc.SATURATED] += values[4]
+        if units:
+            acc[Acc.DEAD] += values[-1] / units
+        acc[ACC_WIDTH] = min(acc[ACC_WIDTH], low_v)
+        acc[ACC_WIDTH + 1] = max(acc[ACC_WIDTH + 1], high_v)
+        return True
+
     # ---- step boundaries (eager code, called by the monitor) ---------------------------------
+    def _gather_eager(self) -> None:
+        """Add what eager calls kept aside (cheap sums, host statistics) to the device tensors."""
+        if self._eager_sums:
+            sites, values = zip(*self._eager_sums, strict=True)
+            index = torch.tensor(sites, device=self.sums.device)
+            self.sums.index_add_(0, index, torch.stack(values))
+            self._eager_sums.clear()
+        if self._host_acc:
+            index = torch.tensor(list(self._host_acc), device=self.acc.device)
+            rows = torch.tensor(list(self._host_acc.values()), dtype=self.acc.dtype,
+                                device=self.acc.device)
+            self.acc.index_add_(0, index, rows[:, :ACC_WIDTH])  # sites are keys: no repeats
+            self.lo[index] = torch.minimum(self.lo[index], rows[:, ACC_WIDTH])
+            self.hi[index] = torch.maximum(self.hi[index], rows[:, ACC_WIDTH + 1])
+            self._host_acc.clear()
+
     def end_step(self, sums_out: torch.Tensor) -> torch.Tensor | None:
         """Copy this step's per-site sums into ``sums_out`` and reset; return the full statistics
         (sites, ACC_WIDTH + 2) when the step was sampled."""
@@ -238,6 +314,7 @@ class ActivationProbe:
                         self._detach(i)  # duplicate inputs, integer inputs, broken outputs
         self.discovering = False
         self._seen_outputs.clear()
+        self._gather_eager()
         if not self.full:
             sums_out.copy_(self.sums)
             self.sums.zero_()

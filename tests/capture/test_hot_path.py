@@ -54,6 +54,8 @@ def _weights() -> list[torch.Tensor]:
     near[2, 1] += 3e-5  # units almost identical: spread ~1e-5, decided in float64
     return [
         torch.randn(64, 30),  # random init: spread ~1
+        torch.randn(40, 30) + 0.8,  # a shared mean row: spread ~0.8 (from the mean row alone)
+        torch.randn(40, 30) * 0.1 + 1.0,  # spread ~0.1: from W - mean row
         torch.full((8, 8), 0.3),  # identical units
         torch.zeros(8, 4),  # all zero: 0, not 0/0
         near,
@@ -78,7 +80,8 @@ def test_unit_spreads_equal_the_float64_reference():
             assert math.isnan(g), (weight.shape, g)
         else:
             assert g == pytest.approx(w, rel=1e-5, abs=1e-12), (weight.shape, g, w)
-    assert got[1] == 0.0 and got[2] == 0.0
+    assert got[3] == 0.0 and got[4] == 0.0  # identical units, all-zero weights
+    assert 0.5 < got[1] < 1.0 and 0.05 < got[2] < 0.5
 
 
 def _train(schedule: SamplingSchedule, log, steps: int):
@@ -111,3 +114,54 @@ def test_update_norms_stay_right_when_the_snapshot_buffer_is_reused_and_freed(tm
     np.testing.assert_allclose(run.param_stat(ParamStat.UPDATE_NORM), updates[sampled], rtol=1e-5)
     # the buffer is made on a sampled step and outlives it only when the next one is sampled too
     assert buffers == [s in sampled and s + 1 in sampled for s in range(20)]
+
+
+class Mixed(nn.Module):
+    """Every kind of site: ReLU and sigmoid/tanh modules, a module called twice per step, a conv
+    (4-D, channel units), an LSTM (a tuple output), and a functional ReLU seen as an input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.act = nn.ReLU()
+        self.fc = nn.Linear(4 * 6 * 6, 12)
+        self.shared = nn.Linear(12, 12)
+        self.gate = nn.Sigmoid()
+        self.squash = nn.Tanh()
+        self.lstm = nn.LSTM(12, 8, batch_first=True)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.conv(x)).flatten(1)
+        h = F.relu(self.fc(h))
+        h = self.squash(self.shared(self.gate(self.shared(h) * 3)))
+        out, _ = self.lstm(h[:, None, :].expand(-1, 2, -1))
+        return self.head(out[:, -1])
+
+
+def _sample(host_reads: bool, x: torch.Tensor, tmp_path) -> np.ndarray:
+    torch.manual_seed(0)
+    model = Mixed()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with watch(model, opt, log=tmp_path / f"{host_reads}.sqlite",
+               schedule=SamplingSchedule.every(1)) as monitor:
+        monitor._act._host_reads = host_reads
+        for _ in range(2):
+            opt.zero_grad()
+            loss = model(x).square().mean()
+            loss.backward()
+            opt.step()
+            monitor.step(loss)
+    return open_run(tmp_path / f"{host_reads}.sqlite").act
+
+
+@pytest.mark.parametrize("poison", [False, True])
+def test_cpu_shortcuts_give_the_statistics_of_the_device_path(tmp_path, poison):
+    torch.manual_seed(2)
+    x = torch.randn(5, 3, 6, 6)
+    x[0, 0] = 0.0  # zeros in the input, dead units after the ReLUs
+    if poison:  # a non-finite input: the shortcuts step aside
+        x[1, 2, 3, 3] = float("nan")
+    fast, exact = _sample(True, x, tmp_path), _sample(False, x, tmp_path)
+    np.testing.assert_allclose(fast, exact, rtol=2e-5, atol=1e-6, equal_nan=True)
+    assert np.isfinite(exact).any()
